@@ -1,0 +1,70 @@
+"""Argument checks shared by every public component.
+
+Every message has the same shape, ``"<component>: <argument> <expected>; got
+<actual>"``, so a user reading a traceback knows which call, which argument,
+and what to change.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from nnfunc.typing import Array
+
+
+def fail(component: str, arg: str, expected: str, got: object) -> ValueError:
+    """A ``ValueError`` in nnfunc's message format (raise the result)."""
+    return ValueError(f"{component}: {arg} {expected}; got {got}")
+
+
+def type_fail(component: str, arg: str, expected: str, got: object) -> TypeError:
+    """A ``TypeError`` in nnfunc's message format (raise the result)."""
+    return TypeError(f"{component}: {arg} {expected}; got {got}")
+
+
+def describe(x: object) -> str:
+    """A short description of a value for error messages."""
+    if isinstance(x, np.ndarray):
+        return f"array of shape {x.shape} and dtype {x.dtype}"
+    return f"{type(x).__name__} {x!r}"
+
+
+def float_array(x: Any, component: str, arg: str) -> Array:
+    """``x`` as a floating-point ndarray (no copy when it already is one)."""
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+        return x
+    if isinstance(x, (tuple, list, dict)) and not isinstance(x, np.ndarray):
+        raise type_fail(component, arg, "must be an array", describe(x))
+    arr = np.asarray(x)
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.float64)
+    if arr.dtype.kind != "f":
+        raise type_fail(component, arg, "must be a floating-point array", describe(x))
+    return arr
+
+
+def positive_int(value: Any, component: str, arg: str) -> int:
+    """``value`` as an ``int`` > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise type_fail(component, arg, "must be a positive int", describe(value))
+    if value <= 0:
+        raise fail(component, arg, "must be > 0", value)
+    return int(value)
+
+
+def finite_float(value: Any, component: str, arg: str, *, lo: float = -math.inf,
+                 hi: float = math.inf, lo_open: bool = False, hi_open: bool = False) -> float:
+    """``value`` as a finite ``float`` inside the given interval."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise type_fail(component, arg, "must be a real number", describe(value))
+    v = float(value)
+    lo_ok = v > lo if lo_open else v >= lo
+    hi_ok = v < hi if hi_open else v <= hi
+    if not math.isfinite(v) or not (lo_ok and hi_ok):
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        raise fail(component, arg, f"must be finite and in {left}{lo}, {hi}{right}", v)
+    return v

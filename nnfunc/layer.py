@@ -1,0 +1,146 @@
+"""The layer contract: a ``NamedTuple`` of pure functions.
+
+::
+
+    init(key, in_shape)                           -> (out_shape, params)
+    apply(params, x, *, key=None, train=False)    -> y
+    grad(params, x, dy, *, key=None, train=False) -> (dparams, dx)
+
+``grad`` is the vector–Jacobian product of ``apply`` at ``x``:
+``dparams = ∂<dy, y>/∂params`` and ``dx = ∂<dy, y>/∂x``, with ``dparams``
+shaped exactly like ``params``. Shapes given to ``init`` exclude the batch
+axis.
+
+Two optional fields serve the whole-model gradient and the summary table:
+
+* ``vjp(params, x, *, key=None, train=False) -> (y, pullback)`` runs the
+  forward pass once and returns ``pullback(dy, need_dx=True) -> (dparams,
+  dx)``, a closure over what the backward pass needs, so
+  :func:`nnfunc.train.value_and_grad` never runs a forward twice. A layer
+  built as ``Layer(init, apply, grad)`` leaves it ``None``;
+  :func:`vjp` then falls back on ``apply`` and ``grad``.
+* ``name`` and ``children`` label the layer in :func:`nnfunc.summary`.
+
+Every built-in component is made by :func:`from_forward_backward` from one
+private ``forward`` (which also returns what the backward pass needs) and one
+``backward``, so each formula is written exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from typing_extensions import Protocol
+
+from nnfunc import tree
+from nnfunc._validate import fail
+from nnfunc.typing import Input, Key, PyTree, ShapeTree
+
+__all__ = ["Backward", "Forward", "Layer", "Pullback", "from_forward_backward",
+           "output_like", "vjp"]
+
+
+class InitFn(Protocol):
+    def __call__(self, key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, Any]: ...
+
+
+class ApplyFn(Protocol):
+    def __call__(self, params: Any, x: Any, *, key: Key | None = None,
+                 train: bool = False) -> Any: ...
+
+
+class GradFn(Protocol):
+    def __call__(self, params: Any, x: Any, dy: Any, *, key: Key | None = None,
+                 train: bool = False) -> tuple[Any, Any]: ...
+
+
+class Pullback(Protocol):
+    def __call__(self, dy: Any, need_dx: bool = True) -> tuple[Any, Any]: ...
+
+
+class VjpFn(Protocol):
+    def __call__(self, params: Any, x: Any, *, key: Key | None = None,
+                 train: bool = False) -> tuple[Any, Pullback]: ...
+
+
+Forward = Callable[[Any, Any, "Key | None", bool], tuple[Any, Any]]
+"""``forward(params, x, key, train) -> (y, residuals)``."""
+
+Backward = Callable[[Any, Any, Any, bool], tuple[Any, Any]]
+"""``backward(params, residuals, dy, need_dx) -> (dparams, dx or None)``."""
+
+
+class Layer(NamedTuple):
+    """A layer: ``init``, ``apply`` and ``grad`` (plus optional ``vjp``, ``name``)."""
+
+    init: InitFn
+    apply: ApplyFn
+    grad: GradFn
+    vjp: VjpFn | None = None
+    name: str = "layer"
+    children: tuple[Any, ...] = ()
+
+
+def output_like(component: str, dy: Any, y: Any) -> None:
+    """Check that the cotangent ``dy`` has the structure and shapes of ``y``."""
+    if isinstance(y, np.ndarray):
+        if not isinstance(dy, np.ndarray):
+            raise TypeError(f"{component}: dy must be an array shaped like the output "
+                            f"{y.shape}; got {type(dy).__name__}")
+        if dy.shape != y.shape:
+            raise fail(component, "dy", f"must have the output's shape {y.shape}", dy.shape)
+        return
+    tree.assert_same_structure(y, dy, (f"{component} output", "dy"), shapes=True)
+
+
+def from_forward_backward(name: str, init: InitFn, forward: Forward, backward: Backward,
+                          children: tuple[Layer, ...] = ()) -> Layer:
+    """Build a :class:`Layer` whose ``apply``, ``grad`` and ``vjp`` share one forward.
+
+    Args:
+        name: the component's name, used in errors and the summary.
+        init: ``init(key, in_shape) -> (out_shape, params)``.
+        forward: ``forward(params, x, key, train) -> (y, residuals)``; validates ``x``.
+        backward: ``backward(params, residuals, dy, need_dx) -> (dparams, dx)``;
+            ``dx`` may be ``None`` when ``need_dx`` is false.
+        children: sub-layers, for combinators.
+    """
+
+    def apply(params: Any, x: Any, *, key: Key | None = None, train: bool = False) -> Any:
+        return forward(params, x, key, train)[0]
+
+    def grad(params: Any, x: Any, dy: Any, *, key: Key | None = None,
+             train: bool = False) -> tuple[Any, Any]:
+        y, res = forward(params, x, key, train)
+        output_like(name, dy, y)
+        return backward(params, res, dy, True)
+
+    def layer_vjp(params: Any, x: Any, *, key: Key | None = None,
+                  train: bool = False) -> tuple[Any, Pullback]:
+        y, res = forward(params, x, key, train)
+
+        def pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
+            return backward(params, res, dy, need_dx)
+
+        return y, pullback
+
+    return Layer(init, apply, grad, layer_vjp, name, children)
+
+
+def vjp(layer: Layer, params: PyTree, x: Input, *, key: Key | None = None,
+        train: bool = False) -> tuple[Any, Pullback]:
+    """``(y, pullback)`` for any layer, built-in or user-made.
+
+    Uses ``layer.vjp`` when present; otherwise ``y = layer.apply(...)`` and
+    ``pullback(dy) = layer.grad(params, x, dy, ...)``.
+    """
+    if layer.vjp is not None:
+        return layer.vjp(params, x, key=key, train=train)
+    y = layer.apply(params, x, key=key, train=train)
+
+    def pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
+        return layer.grad(params, x, dy, key=key, train=train)
+
+    return y, pullback

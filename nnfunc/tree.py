@@ -1,0 +1,378 @@
+"""Pytrees: nested containers of arrays, and the functions that walk them.
+
+A pytree is a leaf (a NumPy array or a scalar) or a container of pytrees:
+``dict`` with ``str`` keys (visited in sorted key order), ``list``, ``tuple``
+or ``NamedTuple``. ``None`` is an empty container: it holds no leaves.
+These are plain Python containers, so ``jax.tree_util`` and ``optree`` walk
+nnfunc's params in the same order.
+
+A leaf's *path* is the tuple of keys that lead to it: ``str`` for a dict key,
+:class:`Field` for a ``NamedTuple`` field and ``int`` for a list or tuple
+index. :func:`keystr` renders it as ``[1]['w']`` or ``[0].w``.
+
+Two trees that should match but do not raise a ``ValueError`` naming the first
+path where they differ.
+
+>>> import numpy as np
+>>> from nnfunc import tree
+>>> params = {"b": np.zeros(2), "w": np.ones((2, 2))}
+>>> tree.global_norm(params)
+2.0
+>>> [tree.keystr(p) for p, _ in tree.leaves_with_path(params)]
+["['b']", "['w']"]
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from nnfunc.typing import PyTree
+
+__all__ = [
+    "Field", "Path", "TreeDef", "add", "all_finite", "assert_same_structure", "astype",
+    "flatten", "global_norm", "keystr", "leaves", "leaves_with_path", "map",
+    "map_with_path", "mask", "num_leaves", "scale", "size", "structure", "sub",
+    "unflatten", "vdot", "where", "zeros_like",
+]
+
+
+class Field(str):
+    """A ``NamedTuple`` field name inside a :data:`Path` (renders as ``.name``)."""
+
+    __slots__ = ()
+
+
+PathEntry = str | int
+Path = tuple[PathEntry, ...]
+
+
+class TreeDef(NamedTuple):
+    """The structure of a pytree without its leaves.
+
+    ``kind`` is ``"leaf"``, ``"none"``, ``dict``, ``list``, ``tuple`` or a
+    ``NamedTuple`` class; ``keys`` are the dict keys (sorted) or field names;
+    ``children`` are the children's ``TreeDef``. Two trees have the same
+    structure exactly when their ``TreeDef`` compare equal.
+    """
+
+    kind: Any
+    keys: tuple[str, ...]
+    children: tuple[TreeDef, ...]
+
+    def __repr__(self) -> str:
+        if self.kind == "leaf":
+            return "*"
+        if self.kind == "none":
+            return "None"
+        if self.kind is dict:
+            inner = ", ".join(f"{k!r}: {c!r}" for k, c in zip(self.keys, self.children))
+            return "{" + inner + "}"
+        inner = ", ".join(repr(c) for c in self.children)
+        if self.kind is list:
+            return f"[{inner}]"
+        if self.kind is tuple:
+            return f"({inner}{',' if len(self.children) == 1 else ''})"
+        return f"{self.kind.__name__}({inner})"
+
+
+_LEAF = TreeDef("leaf", (), ())
+_NONE = TreeDef("none", (), ())
+
+
+def _is_namedtuple(node: object) -> bool:
+    return isinstance(node, tuple) and hasattr(type(node), "_fields")
+
+
+def _children(node: Any) -> tuple[Any, tuple[PathEntry, ...], list[Any]] | None:
+    """``(kind, entries, children)`` of a container, or ``None`` for a leaf."""
+    if node is None:
+        return "none", (), []
+    if isinstance(node, dict):
+        keys = list(node)
+        for k in keys:
+            if not isinstance(k, str):
+                raise TypeError(
+                    f"tree: dict keys must be str; got {type(k).__name__} key {k!r}"
+                )
+        keys.sort()
+        return dict, tuple(keys), [node[k] for k in keys]
+    if isinstance(node, tuple):
+        if _is_namedtuple(node):
+            named: Any = type(node)
+            fields = tuple(Field(f) for f in named._fields)
+            return type(node), fields, list(node)
+        return tuple, tuple(range(len(node))), list(node)
+    if isinstance(node, list):
+        return list, tuple(range(len(node))), list(node)
+    return None
+
+
+def _rebuild(kind: Any, entries: Sequence[PathEntry], children: list[Any]) -> Any:
+    if kind == "none":
+        return None
+    if kind is dict:
+        return dict(zip(entries, children))
+    if kind is list:
+        return children
+    if kind is tuple:
+        return tuple(children)
+    return kind(*children)
+
+
+def keystr(path: Path, root: str = "") -> str:
+    """Render a path as Python-like indexing, e.g. ``params[1]['w']``."""
+    parts = [root]
+    for entry in path:
+        if isinstance(entry, Field):
+            parts.append(f".{entry}")
+        elif isinstance(entry, str):
+            parts.append(f"[{entry!r}]")
+        else:
+            parts.append(f"[{entry}]")
+    return "".join(parts) or "<root>"
+
+
+def _kind_name(kind: Any) -> str:
+    if kind == "none":
+        return "None"
+    if kind == "leaf":
+        return "a leaf"
+    return str(kind.__name__)
+
+
+def _describe_node(node: Any) -> str:
+    got = _children(node)
+    if got is None:
+        shape = getattr(node, "shape", None)
+        return f"a leaf of shape {shape}" if shape is not None else f"a leaf {node!r}"
+    kind, entries, _ = got
+    if kind is dict:
+        return f"dict with keys {list(entries)}"
+    if kind == "none":
+        return "None"
+    return f"{_kind_name(kind)} of length {len(entries)}"
+
+
+def _mismatch(path: Path, names: Sequence[str], first: Any, other: Any, index: int) -> ValueError:
+    where = keystr(path, names[0])
+    return ValueError(
+        f"tree: {names[0]} and {names[index]} differ in structure at {where}: "
+        f"{names[0]} has {_describe_node(first)}, {names[index]} has {_describe_node(other)}"
+    )
+
+
+def _walk(
+    f: Callable[..., Any], path: Path, nodes: list[Any], names: Sequence[str], with_path: bool
+) -> Any:
+    head = nodes[0]
+    got = _children(head)
+    if got is None:
+        for i, other in enumerate(nodes[1:], start=1):
+            if _children(other) is not None:
+                raise _mismatch(path, names, head, other, i)
+        return f(path, *nodes) if with_path else f(*nodes)
+    kind, entries, kids = got
+    columns = [kids]
+    for i, other in enumerate(nodes[1:], start=1):
+        other_got = _children(other)
+        if other_got is None or other_got[0] != kind or other_got[1] != entries:
+            raise _mismatch(path, names, head, other, i)
+        columns.append(other_got[2])
+    out = [
+        _walk(f, (*path, entry), [col[j] for col in columns], names, with_path)
+        for j, entry in enumerate(entries)
+    ]
+    return _rebuild(kind, entries, out)
+
+
+def _names(count: int, names: Sequence[str] | None) -> Sequence[str]:
+    if names is not None:
+        return names
+    return ["tree"] + [f"tree{i}" for i in range(1, count)]
+
+
+def map(f: Callable[..., Any], tree: PyTree, *rest: PyTree,
+        names: Sequence[str] | None = None) -> Any:
+    """Apply ``f`` leaf-wise: ``f(leaf, *matching_leaves_of_rest)``.
+
+    All trees must share ``tree``'s structure; otherwise a ``ValueError``
+    names the first differing path (``names`` labels the trees in it).
+    """
+    return _walk(f, (), [tree, *rest], _names(1 + len(rest), names), False)
+
+
+def map_with_path(f: Callable[..., Any], tree: PyTree, *rest: PyTree,
+                  names: Sequence[str] | None = None) -> Any:
+    """Like :func:`map`, with the leaf's path first: ``f(path, leaf, *others)``."""
+    return _walk(f, (), [tree, *rest], _names(1 + len(rest), names), True)
+
+
+def assert_same_structure(a: PyTree, b: PyTree, names: Sequence[str] = ("a", "b"),
+                          *, shapes: bool = False) -> None:
+    """Raise ``ValueError`` naming the first path where ``a`` and ``b`` differ.
+
+    With ``shapes=True`` the leaves' shapes (and array-ness) must match too.
+    """
+    def check(path: Path, x: Any, y: Any) -> None:
+        if shapes and np.shape(x) != np.shape(y):
+            raise ValueError(
+                f"tree: {names[0]} and {names[1]} differ at {keystr(path, names[0])}: "
+                f"shape {np.shape(x)} vs {np.shape(y)}"
+            )
+
+    map_with_path(check, a, b, names=names)
+
+
+def _iter_leaves(node: Any, path: Path) -> Iterator[tuple[Path, Any]]:
+    got = _children(node)
+    if got is None:
+        yield path, node
+        return
+    _, entries, kids = got
+    for entry, kid in zip(entries, kids):
+        yield from _iter_leaves(kid, (*path, entry))
+
+
+def leaves_with_path(tree: PyTree) -> list[tuple[Path, Any]]:
+    """``[(path, leaf), ...]`` in traversal order (dict keys sorted)."""
+    return list(_iter_leaves(tree, ()))
+
+
+def leaves(tree: PyTree) -> list[Any]:
+    """The leaves in traversal order."""
+    return [leaf for _, leaf in _iter_leaves(tree, ())]
+
+
+def num_leaves(tree: PyTree) -> int:
+    """How many leaves ``tree`` has."""
+    return sum(1 for _ in _iter_leaves(tree, ()))
+
+
+def structure(tree: PyTree) -> TreeDef:
+    """The :class:`TreeDef` of ``tree``."""
+    got = _children(tree)
+    if got is None:
+        return _LEAF
+    kind, entries, kids = got
+    if kind == "none":
+        return _NONE
+    keys = () if kind in (list, tuple) else tuple(str(e) for e in entries)
+    return TreeDef(kind, keys, tuple(structure(k) for k in kids))
+
+
+def flatten(tree: PyTree) -> tuple[list[Any], TreeDef]:
+    """``(leaves, treedef)``; :func:`unflatten` inverts it."""
+    return leaves(tree), structure(tree)
+
+
+def _count(treedef: TreeDef) -> int:
+    if treedef.kind == "leaf":
+        return 1
+    return sum(_count(c) for c in treedef.children)
+
+
+def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
+    """Rebuild a tree of structure ``treedef`` from ``leaves`` (traversal order)."""
+    expected = _count(treedef)
+    if len(leaves) != expected:
+        raise ValueError(
+            f"tree.unflatten: leaves must number {expected} for structure {treedef!r}; "
+            f"got {len(leaves)}"
+        )
+    it = iter(leaves)
+
+    def build(td: TreeDef) -> Any:
+        if td.kind == "leaf":
+            return next(it)
+        kids = [build(c) for c in td.children]
+        entries: Sequence[PathEntry] = td.keys if td.kind is dict else range(len(kids))
+        return _rebuild(td.kind, list(entries), kids)
+
+    return build(treedef)
+
+
+def zeros_like(tree: PyTree) -> Any:
+    """A tree of zero arrays with each leaf's shape and dtype."""
+    return map(np.zeros_like, tree)
+
+
+def add(a: PyTree, b: PyTree) -> Any:
+    """Leaf-wise ``a + b``."""
+    return map(np.add, a, b, names=("a", "b"))
+
+
+def sub(a: PyTree, b: PyTree) -> Any:
+    """Leaf-wise ``a - b``."""
+    return map(np.subtract, a, b, names=("a", "b"))
+
+
+def scale(tree: PyTree, factor: float) -> Any:
+    """Leaf-wise ``factor * leaf``, keeping each leaf's dtype."""
+    return map(lambda x: np.multiply(x, np.asarray(factor, dtype=np.result_type(x))), tree)
+
+
+def astype(tree: PyTree, dtype: Any) -> Any:
+    """Cast every floating-point leaf to ``dtype`` (other leaves unchanged)."""
+    def cast(x: Any) -> Any:
+        arr = np.asarray(x)
+        return arr.astype(dtype) if arr.dtype.kind == "f" else x
+
+    return map(cast, tree)
+
+
+def vdot(a: PyTree, b: PyTree) -> float:
+    """The inner product ``Σ_leaves Σ_i a_i b_i`` (accumulated in float64)."""
+    parts = map(lambda x, y: float(np.vdot(np.asarray(x, np.float64),
+                                           np.asarray(y, np.float64))), a, b, names=("a", "b"))
+    return math.fsum(leaves(parts))
+
+
+def global_norm(tree: PyTree) -> float:
+    """The Euclidean norm of all leaves taken together, ``sqrt(Σ x²)``."""
+    total = math.fsum(float(np.vdot(x, x)) for x in (np.ravel(leaf) for leaf in leaves(tree)))
+    return math.sqrt(total)
+
+
+def size(tree: PyTree) -> int:
+    """The total number of elements over all leaves."""
+    return sum(int(np.size(leaf)) for leaf in leaves(tree))
+
+
+def all_finite(tree: PyTree) -> bool:
+    """Whether no leaf holds a NaN or an infinity."""
+    return all(bool(np.isfinite(leaf).all()) for leaf in leaves(tree))
+
+
+def mask(tree: PyTree, where: str | Callable[[Path, Any], bool]) -> Any:
+    """A tree of ``bool`` leaves marking which leaves ``where`` selects.
+
+    Args:
+        tree: any pytree.
+        where: a glob pattern matched against each leaf's own name (the last
+            entry of its path: ``"w"``, ``"b"``, ``"kernel*"``, ``"0"``), or a
+            predicate ``where(path, leaf) -> bool``.
+
+    >>> import numpy as np
+    >>> mask([{"w": np.ones(2), "b": np.zeros(1)}], "w")
+    [{'b': False, 'w': True}]
+    """
+    if isinstance(where, str):
+        pattern = where
+
+        def pick(path: Path, _leaf: Any) -> bool:
+            return bool(path) and fnmatch.fnmatchcase(str(path[-1]), pattern)
+
+        return map_with_path(pick, tree)
+    if not callable(where):
+        raise TypeError(f"tree.mask: where must be a glob string or a callable; got {where!r}")
+    return map_with_path(lambda p, x: bool(where(p, x)), tree)
+
+
+def where(condition: PyTree, a: PyTree, b: PyTree) -> Any:
+    """Leaf-wise choice: ``a``'s leaf where ``condition``'s leaf is true, else ``b``'s."""
+    return map(lambda c, x, y: x if c else y, condition, a, b, names=("condition", "a", "b"))

@@ -1,0 +1,97 @@
+"""Tests of nnfunc.tree."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nnfunc import tree
+
+
+class Pair(NamedTuple):
+    w: Any
+    b: Any
+
+
+def _sample() -> Any:
+    return [Pair(np.ones((2, 3)), np.zeros(3)), (), {"z": np.arange(2.0), "a": None}]
+
+
+def test_flatten_order_is_sorted_dict_keys_and_field_order() -> None:
+    paths = [tree.keystr(p, "params") for p, _ in tree.leaves_with_path(_sample())]
+    assert paths == ["params[0].w", "params[0].b", "params[2]['z']"]
+
+
+def test_flatten_unflatten_roundtrip_keeps_namedtuple_type() -> None:
+    leaves, treedef = tree.flatten(_sample())
+    rebuilt = tree.unflatten(treedef, leaves)
+    assert isinstance(rebuilt[0], Pair)
+    assert tree.structure(rebuilt) == treedef
+    assert rebuilt[2]["a"] is None
+
+
+def test_unflatten_wrong_count_names_expected_and_actual() -> None:
+    _, treedef = tree.flatten(_sample())
+    with pytest.raises(ValueError, match="must number 3.*got 2"):
+        tree.unflatten(treedef, [1, 2])
+
+
+def test_mismatch_names_the_path() -> None:
+    a = [Pair(np.ones(2), np.ones(2)), {"w": np.ones(1)}]
+    b = [Pair(np.ones(2), np.ones(2)), {"v": np.ones(1)}]
+    with pytest.raises(ValueError, match=r"params\[1\].*keys \['w'\].*keys \['v'\]"):
+        tree.map(np.add, a, b, names=("params", "grads"))
+
+
+def test_shape_mismatch_named() -> None:
+    with pytest.raises(ValueError, match=r"a\[0\]\.w: shape \(2,\) vs \(3,\)"):
+        tree.assert_same_structure([Pair(np.ones(2), 1.0)], [Pair(np.ones(3), 1.0)], shapes=True)
+
+
+def test_non_string_dict_key_is_type_error() -> None:
+    with pytest.raises(TypeError, match="dict keys must be str"):
+        tree.leaves({1: np.ones(1)})
+
+
+def test_mask_by_leaf_name() -> None:
+    m = tree.mask(_sample(), "w")
+    assert tree.leaves(m) == [True, False, False]
+    m2 = tree.mask(_sample(), lambda path, leaf: np.ndim(leaf) == 1)
+    assert tree.leaves(m2) == [False, True, True]
+
+
+arrays = st.integers(1, 4).flatmap(
+    lambda n: st.lists(st.floats(-10, 10), min_size=n, max_size=n).map(np.array)
+)
+trees = st.recursive(
+    arrays,
+    lambda kids: st.lists(kids, max_size=3)
+    | st.tuples(kids, kids)
+    | st.dictionaries(st.sampled_from("abcd"), kids, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(trees)
+def test_arithmetic_matches_flat_numpy(t: Any) -> None:
+    flat = np.concatenate([np.ravel(x) for x in tree.leaves(t)] + [np.zeros(0)])
+    assert tree.global_norm(t) == pytest.approx(float(np.linalg.norm(flat)), rel=1e-12, abs=1e-12)
+    assert tree.vdot(t, t) == pytest.approx(float(flat @ flat), rel=1e-12, abs=1e-12)
+    doubled = tree.add(t, t)
+    assert tree.structure(doubled) == tree.structure(t)
+    for x, y in zip(tree.leaves(doubled), tree.leaves(tree.scale(t, 2.0))):
+        np.testing.assert_array_equal(x, y)
+    for z in tree.leaves(tree.sub(t, t)):
+        assert not z.any()
+    assert tree.size(t) == flat.size
+
+
+@given(trees)
+def test_structure_roundtrip(t: Any) -> None:
+    leaves, td = tree.flatten(t)
+    assert tree.structure(tree.unflatten(td, leaves)) == td
+    assert tree.num_leaves(t) == len(leaves)
