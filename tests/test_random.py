@@ -47,5 +47,5 @@ def test_dtype_and_range() -> None:
 def test_bad_key_is_type_error() -> None:
     with pytest.raises(TypeError, match=r"random.normal.*key must be a key.*array of shape \(3,\)"):
         random.normal(np.zeros(3), (2,))
-    with pytest.raises(ValueError, match="random.key: seed must be >= 0"):
+    with pytest.raises(ValueError, match=r"random\.key: seed must be >= 0"):
         random.key(-1)

@@ -36,7 +36,7 @@ def test_flatten_unflatten_roundtrip_keeps_namedtuple_type() -> None:
 
 def test_unflatten_wrong_count_names_expected_and_actual() -> None:
     _, treedef = tree.flatten(_sample())
-    with pytest.raises(ValueError, match="must number 3.*got 2"):
+    with pytest.raises(ValueError, match=r"must number 3.*got 2"):
         tree.unflatten(treedef, [1, 2])
 
 
