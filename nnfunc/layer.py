@@ -35,10 +35,10 @@ import numpy as np
 from typing_extensions import Protocol
 
 from nnfunc import tree
-from nnfunc._validate import fail
-from nnfunc.typing import Input, Key, PyTree, ShapeTree
+from nnfunc._validate import describe, fail, type_fail
+from nnfunc.typing import Array, Input, Key, PyTree, Shape, ShapeTree
 
-__all__ = ["Backward", "Forward", "Layer", "Pullback", "from_forward_backward",
+__all__ = ["Backward", "Forward", "Layer", "Pullback", "batch_array", "from_forward_backward",
            "output_like", "vjp"]
 
 
@@ -83,6 +83,30 @@ class Layer(NamedTuple):
     children: tuple[Any, ...] = ()
 
 
+def batch_array(component: str, x: Any, features: Shape | None = None,
+                dtype: np.dtype[Any] | None = None, arg: str = "x") -> Array:
+    """Check that ``x`` is a floating batch array ``(n, *features)`` of ``dtype``.
+
+    Raises ``TypeError`` for a non-array or non-float input or a dtype that
+    differs from the params' (mixing would silently upcast a float32 model),
+    ``ValueError`` for a wrong shape; each message names the component.
+    """
+    if not isinstance(x, np.ndarray):
+        raise type_fail(component, arg, "must be a NumPy array", describe(x))
+    if x.dtype.kind != "f":
+        raise type_fail(component, arg, "must have a floating dtype (cast it with "
+                        ".astype(np.float32))", f"dtype {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise type_fail(component, arg, f"must have the params' dtype {dtype} (cast the "
+                        f"data, or the params with nnfunc.tree.astype)", f"dtype {x.dtype}")
+    if features is not None and x.shape[1:] != features:
+        raise fail(component, arg, f"must have shape (batch, {', '.join(map(str, features))})",
+                   f"shape {x.shape}")
+    if x.ndim == 0:
+        raise fail(component, arg, "must have a batch axis", "a 0-d array")
+    return x
+
+
 def output_like(component: str, dy: Any, y: Any) -> None:
     """Check that the cotangent ``dy`` has the structure and shapes of ``y``."""
     if isinstance(y, np.ndarray):
@@ -96,7 +120,9 @@ def output_like(component: str, dy: Any, y: Any) -> None:
 
 
 def from_forward_backward(name: str, init: InitFn, forward: Forward, backward: Backward,
-                          children: tuple[Layer, ...] = ()) -> Layer:
+                          children: tuple[Layer, ...] = (),
+                          infer: Callable[[Any, Any, Key | None, bool], Any] | None = None,
+                          ) -> Layer:
     """Build a :class:`Layer` whose ``apply``, ``grad`` and ``vjp`` share one forward.
 
     Args:
@@ -106,9 +132,13 @@ def from_forward_backward(name: str, init: InitFn, forward: Forward, backward: B
         backward: ``backward(params, residuals, dy, need_dx) -> (dparams, dx)``;
             ``dx`` may be ``None`` when ``need_dx`` is false.
         children: sub-layers, for combinators.
+        infer: an ``apply`` that keeps no residuals, for combinators whose
+            ``forward`` would hold every intermediate array alive.
     """
 
     def apply(params: Any, x: Any, *, key: Key | None = None, train: bool = False) -> Any:
+        if infer is not None:
+            return infer(params, x, key, train)
         return forward(params, x, key, train)[0]
 
     def grad(params: Any, x: Any, dy: Any, *, key: Key | None = None,

@@ -1,0 +1,203 @@
+"""Layers with parameters or structure: ``dense``, ``dropout``, ``flatten``, ``reshape``.
+
+Each factory returns a :class:`nnfunc.layer.Layer`; its docstring gives the
+forward and backward math. Activations live in :mod:`nnfunc.activations`,
+combinators in :mod:`nnfunc.combinators`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from nnfunc import random
+from nnfunc._validate import describe, fail, finite_float, positive_int, type_fail
+from nnfunc.initializers import Initializer, check_initializer, glorot_uniform, zeros
+from nnfunc.layer import Layer, batch_array, from_forward_backward
+from nnfunc.typing import Array, FloatArray, Key, Shape, ShapeTree
+
+__all__ = ["DenseParams", "dense", "dropout", "flatten", "reshape"]
+
+
+def _feature_shape(component: str, in_shape: ShapeTree) -> Shape:
+    if not isinstance(in_shape, tuple) or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in in_shape
+    ):
+        raise type_fail(component, "in_shape", "must be a tuple of ints (batch axis excluded)",
+                        describe(in_shape))
+    shape = tuple(int(s) for s in in_shape)  # type: ignore[arg-type]
+    if any(s <= 0 for s in shape):
+        raise fail(component, "in_shape", "must have positive sizes", shape)
+    return shape
+
+
+class DenseParams(NamedTuple):
+    """Parameters of :func:`dense`: kernel ``w`` ``(d_in, d_out)``, bias ``b`` ``(d_out,)``."""
+
+    w: FloatArray
+    b: FloatArray | None
+
+
+def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uniform,
+          b_init: Initializer = zeros, dtype: Any = np.float32) -> Layer:
+    """Fully connected layer, the affine map ``y = x W + b``.
+
+    Shapes: ``x (n, d_in) -> y (n, d_out)``; ``W (d_in, d_out)``; ``b (d_out,)``.
+    Forward:  ``y_nj = Σ_i x_ni W_ij + b_j``.
+    Backward: ``dW = xᵀ dy``, ``db = Σ_n dy_n``, ``dx = dy Wᵀ``.
+
+    (The formula sheet writes ``z = W·x + b``, which does not type-check for a
+    batch of rows; see the README's math section.)
+
+    Args:
+        d_out: number of output features.
+        use_bias: whether to add ``b``; without it ``params.b`` is ``None``.
+        w_init, b_init: initializers for ``W`` and ``b``.
+        dtype: dtype of the params made by ``init`` (float32 by default).
+
+    Raises:
+        ValueError: ``init`` with a non-1-D ``in_shape`` (put :func:`flatten`
+            first); ``apply``/``grad`` with ``x`` of the wrong width.
+        TypeError: ``x`` not a float array of the params' dtype.
+
+    >>> import numpy as np
+    >>> from nnfunc import random
+    >>> layer = dense(3)
+    >>> out_shape, params = layer.init(random.key(0), (4,))
+    >>> out_shape, layer.apply(params, np.ones((2, 4), np.float32)).shape
+    ((3,), (2, 3))
+    """
+    d_out = positive_int(d_out, "dense", "d_out")
+    check_initializer(w_init, "dense", "w_init")
+    check_initializer(b_init, "dense", "b_init")
+    name = f"dense({d_out})"
+
+    def init(key: Key, in_shape: ShapeTree) -> tuple[Shape, DenseParams]:
+        shape = _feature_shape(name, in_shape)
+        if len(shape) != 1:
+            raise fail(name, "in_shape", "must be 1-D (d_in,); put flatten() before dense",
+                       shape)
+        k_w, k_b = random.split(random.check_key(key, name))
+        w = w_init(k_w, (shape[0], d_out), dtype)
+        b = b_init(k_b, (d_out,), dtype) if use_bias else None
+        return (d_out,), DenseParams(w, b)
+
+    def forward(params: DenseParams, x: Any, key: Key | None, train: bool) -> tuple[Array, Array]:
+        w = params.w
+        x = batch_array(name, x, (w.shape[0],), w.dtype)
+        y = x @ w
+        if params.b is not None:
+            y += params.b
+        return y, x
+
+    def backward(params: DenseParams, x: Array, dy: Array,
+                 need_dx: bool) -> tuple[DenseParams, Array | None]:
+        db = dy.sum(axis=0) if params.b is not None else None
+        dx = dy @ params.w.T if need_dx else None
+        return DenseParams(x.T @ dy, db), dx
+
+    return from_forward_backward(name, init, forward, backward)
+
+
+def dropout(rate: float) -> Layer:
+    """Inverted dropout: drop each unit with probability ``rate`` while training.
+
+    Forward (``train=True``): ``m ~ Bernoulli(1 - rate)`` elementwise,
+    ``y = x ⊙ m / (1 - rate)``; otherwise ``y = x``.
+    Backward: ``dx = dy ⊙ m / (1 - rate)`` with the same mask, drawn again
+    from the same ``key``.
+
+    ``rate`` is the *drop* probability (the formula sheet calls ``p`` both the
+    probability of success and the fraction dropped; see ERRATA 16). Kept
+    units are scaled by ``1/(1-rate)`` so the expected output equals ``x``.
+    Shapes: ``x (n, ...) -> y (n, ...)``; params ``()``.
+
+    Raises:
+        ValueError: ``rate`` outside ``[0, 1)``; ``train=True`` without a key.
+
+    >>> import numpy as np
+    >>> from nnfunc import random
+    >>> layer = dropout(0.5)
+    >>> y = layer.apply((), np.ones((1, 4), np.float32), key=random.key(0), train=True)
+    >>> sorted(set(y.ravel().tolist())) in ([0.0, 2.0], [0.0], [2.0])
+    True
+    """
+    rate = finite_float(rate, "dropout", "rate", lo=0.0, hi=1.0, hi_open=True)
+    name = f"dropout({rate:g})"
+    scale = 1.0 / (1.0 - rate)
+
+    def init(key: Key, in_shape: ShapeTree) -> tuple[Shape, tuple[()]]:
+        return _feature_shape(name, in_shape), ()
+
+    def forward(params: tuple[()], x: Any, key: Key | None,
+                train: bool) -> tuple[Array, Array | None]:
+        x = batch_array(name, x)
+        if not train or rate == 0.0:
+            return x, None
+        if key is None:
+            raise fail(name, "key", "is required when train=True (pass key=...)", None)
+        keep = random.bernoulli(random.check_key(key, name), 1.0 - rate, x.shape)
+        factor = keep * x.dtype.type(scale)
+        return x * factor, factor
+
+    def backward(params: tuple[()], factor: Array | None, dy: Array,
+                 need_dx: bool) -> tuple[tuple[()], Array | None]:
+        if not need_dx:
+            return (), None
+        return (), (dy if factor is None else dy * factor)
+
+    return from_forward_backward(name, init, forward, backward)
+
+
+def _reshape_layer(name: str, target: Any) -> Layer:
+    """A layer mapping ``(n, *in_shape)`` to ``(n, *target(in_shape))``."""
+
+    def init(key: Key, in_shape: ShapeTree) -> tuple[Shape, tuple[()]]:
+        return target(_feature_shape(name, in_shape)), ()
+
+    def forward(params: tuple[()], x: Any, key: Key | None,
+                train: bool) -> tuple[Array, Shape]:
+        x = batch_array(name, x)
+        out = target(x.shape[1:])
+        return x.reshape((x.shape[0], *out)), x.shape
+
+    def backward(params: tuple[()], in_shape: Shape, dy: Array,
+                 need_dx: bool) -> tuple[tuple[()], Array | None]:
+        return (), (dy.reshape(in_shape) if need_dx else None)
+
+    return from_forward_backward(name, init, forward, backward)
+
+
+def _flat(shape: Shape) -> Shape:
+    return (math.prod(shape),)
+
+
+flatten: Layer = _reshape_layer("flatten", _flat)
+"""Flatten each sample: ``x (n, d1, d2, ...) -> y (n, d1·d2·...)``; backward reshapes ``dy``."""
+
+
+def reshape(shape: Shape) -> Layer:
+    """Reshape each sample to ``shape``: ``x (n, *s) -> y (n, *shape)``.
+
+    ``shape`` excludes the batch axis and must hold as many elements as the
+    input sample; backward reshapes ``dy`` back.
+
+    Raises:
+        ValueError: at ``init`` or ``apply`` if the element counts differ.
+
+    >>> import numpy as np
+    >>> reshape((2, 2)).apply((), np.zeros((3, 4))).shape
+    (3, 2, 2)
+    """
+    target = _feature_shape("reshape", tuple(shape))
+    name = f"reshape({target})"
+
+    def to_target(in_shape: Shape) -> Shape:
+        if math.prod(in_shape) != math.prod(target):
+            raise fail(name, "input shape", f"must hold {math.prod(target)} elements per sample "
+                       f"to reshape to {target}", f"{in_shape} ({math.prod(in_shape)} elements)")
+        return target
+
+    return _reshape_layer(name, to_target)

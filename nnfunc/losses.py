@@ -1,0 +1,300 @@
+"""Losses: ``apply(y_pred, y_true) -> scalar`` and ``grad(y_pred, y_true) -> dL/dy_pred``.
+
+Each loss is a :class:`Loss` ``NamedTuple``; ``value_and_grad`` gives both from
+one pass (what :func:`nnfunc.train.value_and_grad` uses). The value is a NumPy
+scalar of ``y_pred``'s dtype and the gradient an array shaped like ``y_pred``.
+
+Reductions (see the README's math section and ERRATA 4, 5, 10):
+
+* ``mae``, ``mse``, ``huber``, ``binary_crossentropy`` and
+  ``sigmoid_binary_cross_entropy`` take the mean over **all** elements of
+  ``y_pred`` (samples × outputs), so their gradients divide by ``y_pred.size``.
+* ``categorical_crossentropy`` and ``softmax_cross_entropy`` sum over the
+  class axis (the last) and take the mean over samples.
+
+Class targets are one-hot (or soft) arrays shaped like ``y_pred``, or integer
+labels shaped like ``y_pred.shape[:-1]``; both give the same loss and gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from nnfunc._validate import describe, fail, finite_float, type_fail
+from nnfunc.activations import _log_softmax, _sigmoid
+from nnfunc.typing import Array
+
+__all__ = ["Loss", "binary_crossentropy", "categorical_crossentropy", "huber", "mae",
+           "mse", "sigmoid_binary_cross_entropy", "softmax_cross_entropy"]
+
+
+class Loss(NamedTuple):
+    """A loss: ``apply``, ``grad`` and (optionally) a fused ``value_and_grad``."""
+
+    apply: Callable[[Any, Any], Any]
+    grad: Callable[[Any, Any], Array]
+    value_and_grad: Callable[[Any, Any], tuple[Any, Array]] | None = None
+    name: str = "loss"
+
+
+def _make(name: str, prepare: Callable[[Array, Any], Any], value: Callable[[Any], Any],
+          grad: Callable[[Any], Array]) -> Loss:
+    """A :class:`Loss` whose value and gradient share ``prepare``'s work.
+
+    ``prepare(y_pred, y_true)`` validates and computes what both need;
+    ``value(prep)`` and ``grad(prep)`` finish each.
+    """
+
+    def check_pred(y_pred: Any) -> Array:
+        if not isinstance(y_pred, np.ndarray) or y_pred.dtype.kind != "f":
+            raise type_fail(name, "y_pred", "must be a floating-point array", describe(y_pred))
+        if y_pred.size == 0:
+            raise fail(name, "y_pred", "must not be empty", f"shape {y_pred.shape}")
+        return y_pred
+
+    def apply(y_pred: Any, y_true: Any) -> Any:
+        p = check_pred(y_pred)
+        return p.dtype.type(value(prepare(p, y_true)))
+
+    def grad_fn(y_pred: Any, y_true: Any) -> Array:
+        return grad(prepare(check_pred(y_pred), y_true))
+
+    def both(y_pred: Any, y_true: Any) -> tuple[Any, Array]:
+        p = check_pred(y_pred)
+        prep = prepare(p, y_true)
+        return p.dtype.type(value(prep)), grad(prep)
+
+    return Loss(apply, grad_fn, both, name)
+
+
+# -- target checks ----------------------------------------------------------------------
+
+def _same_shape_target(name: str, y_pred: Array, y_true: Any) -> Array:
+    """``y_true`` as a finite array shaped exactly like ``y_pred``, in its dtype."""
+    y = np.asarray(y_true)
+    if y.dtype.kind not in "fiub":
+        raise type_fail(name, "y_true", "must be a numeric array", describe(y_true))
+    if y.shape != y_pred.shape:
+        raise fail(name, "y_true", f"must have y_pred's shape {y_pred.shape} (no broadcasting)",
+                   f"shape {y.shape}")
+    y = y.astype(y_pred.dtype, copy=False)
+    if not np.isfinite(y).all():
+        raise fail(name, "y_true", "must be finite", "NaN or inf")
+    return y
+
+
+def _probabilities(name: str, arg: str, p: Array) -> None:
+    if not ((p >= 0) & (p <= 1)).all():
+        bad = p[~((p >= 0) & (p <= 1))].flat[0]
+        raise fail(name, arg, "must hold probabilities in [0, 1] (for logits use the "
+                   "fused *_cross_entropy losses)", f"a value {bad}")
+
+
+def _class_targets(name: str, y_pred: Array, y_true: Any) -> Array:
+    """Targets as an array shaped like ``y_pred`` (integer labels become one-hot)."""
+    y = np.asarray(y_true)
+    if y_pred.ndim < 2:
+        raise fail(name, "y_pred", "must have shape (batch, classes)", f"shape {y_pred.shape}")
+    c = y_pred.shape[-1]
+    if y.dtype.kind in "iu":
+        if y.shape != y_pred.shape[:-1]:
+            raise fail(name, "y_true", f"integer labels must have shape {y_pred.shape[:-1]}",
+                       f"shape {y.shape}")
+        if y.size and (y.min() < 0 or y.max() >= c):
+            bad = y[(y < 0) | (y >= c)].flat[0]
+            raise fail(name, "y_true", f"labels must be in [0, {c})", f"label {bad}")
+        onehot = np.zeros(y_pred.shape, y_pred.dtype)
+        np.put_along_axis(onehot, y[..., None].astype(np.intp), 1, axis=-1)
+        return onehot
+    if y.dtype.kind not in "fb":
+        raise type_fail(name, "y_true", "must be integer labels or a one-hot array",
+                        describe(y_true))
+    if y.shape != y_pred.shape:
+        raise fail(name, "y_true", f"one-hot targets must have y_pred's shape {y_pred.shape} "
+                   f"(or integer labels of shape {y_pred.shape[:-1]})", f"shape {y.shape}")
+    y = y.astype(y_pred.dtype, copy=False)
+    _probabilities(name, "y_true", y)
+    return y
+
+
+def _samples(y_pred: Array) -> int:
+    return int(y_pred.size // y_pred.shape[-1])
+
+
+# -- regression -----------------------------------------------------------------------
+
+def _residual(name: str) -> Callable[[Array, Any], Array]:
+    def prepare(y_pred: Array, y_true: Any) -> Array:
+        return y_pred - _same_shape_target(name, y_pred, y_true)
+
+    return prepare
+
+
+mae = _make("mae", _residual("mae"), lambda r: np.abs(r).mean(),
+            lambda r: np.sign(r) / r.dtype.type(r.size))
+"""Mean absolute error ``L = (1/N) Σ |ŷ - y|`` over all ``N`` elements.
+
+Gradient ``dL/dŷ = sign(ŷ - y) / N`` with ``sign(0) = 0`` (the sheet's
+``sign(y - ŷ)`` has the wrong sign, ERRATA 8). Shapes: ``y_pred`` and
+``y_true`` equal (no broadcasting); returns a scalar.
+"""
+
+mse = _make("mse", _residual("mse"), lambda r: (r * r).mean(),
+            lambda r: r * r.dtype.type(2.0 / r.size))
+"""Mean squared error ``L = (1/N) Σ (ŷ - y)²`` over all ``N`` elements.
+
+Gradient ``dL/dŷ = 2 (ŷ - y) / N`` (the sheet's leading minus is wrong,
+ERRATA 9). Shapes: ``y_pred`` and ``y_true`` equal; returns a scalar.
+"""
+
+
+def huber(delta: float = 1.0) -> Loss:
+    """Huber loss: quadratic near zero, linear in the tails.
+
+    With ``r = ŷ - y``: ``ℓ(r) = ½ r²`` where ``|r| ≤ δ``, else ``δ (|r| - ½ δ)``;
+    ``L = (1/N) Σ ℓ(r)`` over all elements. Gradient ``clip(r, -δ, δ) / N``.
+    Reference: Huber (1964).
+
+    Raises:
+        ValueError: if ``delta`` is not finite and > 0.
+
+    >>> import numpy as np
+    >>> float(huber(1.0).apply(np.array([[3.0]]), np.array([[0.0]])))
+    2.5
+    """
+    d = finite_float(delta, "huber", "delta", lo=0.0, lo_open=True)
+    name = f"huber({d:g})"
+
+    def value(r: Array) -> Any:
+        a = np.abs(r)
+        dd = r.dtype.type(d)
+        return np.where(a <= dd, r.dtype.type(0.5) * r * r, dd * (a - dd / 2)).mean()
+
+    def grad(r: Array) -> Array:
+        return np.clip(r, -d, d) / r.dtype.type(r.size)  # type: ignore[no-any-return]
+
+    return _make(name, _residual(name), value, grad)
+
+
+# -- from probabilities -----------------------------------------------------------------
+
+_EPS = 1e-7
+"""Probability clip for the probability-input losses: ``p ↦ clip(p, ε, 1-ε)``."""
+
+
+def _clipped(p: Array) -> tuple[Array, Array]:
+    """``clip(p, ε, 1-ε)`` and the mask where the clip is inactive (its derivative)."""
+    lo, hi = p.dtype.type(_EPS), p.dtype.type(1 - _EPS)
+    return np.clip(p, lo, hi), (p > lo) & (p < hi)
+
+
+def _bce_prepare(y_pred: Array, y_true: Any) -> tuple[Array, Array, Array]:
+    _probabilities("binary_crossentropy", "y_pred", y_pred)
+    y = _same_shape_target("binary_crossentropy", y_pred, y_true)
+    _probabilities("binary_crossentropy", "y_true", y)
+    c, inside = _clipped(y_pred)
+    return c, inside, y
+
+
+def _bce_value(prep: tuple[Array, Array, Array]) -> Any:
+    c, _, y = prep
+    return -(y * np.log(c) + (1 - y) * np.log1p(-c)).mean()
+
+
+def _bce_grad(prep: tuple[Array, Array, Array]) -> Array:
+    c, inside, y = prep
+    g = (c - y) / (c * (1 - c) * c.dtype.type(c.size))
+    return np.where(inside, g, c.dtype.type(0))  # type: ignore[no-any-return]
+
+
+binary_crossentropy = _make("binary_crossentropy", _bce_prepare, _bce_value, _bce_grad)
+"""Binary cross-entropy of probabilities, mean over all ``N`` elements.
+
+``L = -(1/N) Σ [y log p + (1 - y) log(1 - p)]`` with ``p = clip(ŷ, ε, 1-ε)``,
+``ε = 1e-7``. Gradient ``(p - y) / (p (1 - p) N)`` where the clip is
+inactive, 0 where it is active (the true derivative of the clipped loss).
+``y_pred`` must lie in [0, 1]; prefer :data:`sigmoid_binary_cross_entropy`
+on logits, which is exact and never saturates.
+"""
+
+
+def _cce_prepare(y_pred: Array, y_true: Any) -> tuple[Array, Array, Array]:
+    _probabilities("categorical_crossentropy", "y_pred", y_pred)
+    y = _class_targets("categorical_crossentropy", y_pred, y_true)
+    c, inside = _clipped(y_pred)
+    return c, inside, y
+
+
+def _cce_value(prep: tuple[Array, Array, Array]) -> Any:
+    c, _, y = prep
+    return -(y * np.log(c)).sum() / _samples(c)
+
+
+def _cce_grad(prep: tuple[Array, Array, Array]) -> Array:
+    c, inside, y = prep
+    g = -y / (c * c.dtype.type(_samples(c)))
+    return np.where(inside, g, c.dtype.type(0))  # type: ignore[no-any-return]
+
+
+categorical_crossentropy = _make("categorical_crossentropy", _cce_prepare, _cce_value,
+                                 _cce_grad)
+"""Categorical cross-entropy of probabilities, summed over classes, mean over samples.
+
+``L = -(1/n) Σ_samples Σ_classes y log p`` with ``p = clip(ŷ, ε, 1-ε)``
+(ERRATA 5: the sheet omits the class sum). Gradient ``-y / (p n)`` where the
+clip is inactive, else 0. ``y_pred (n, c)`` rows of probabilities; ``y_true``
+one-hot ``(n, c)`` or integer labels ``(n,)``. Prefer
+:data:`softmax_cross_entropy` on logits.
+"""
+
+
+# -- from logits --------------------------------------------------------------------------
+
+def _sce_prepare(z: Array, y_true: Any) -> tuple[Array, Array]:
+    y = _class_targets("softmax_cross_entropy", z, y_true)
+    return _log_softmax(z), y
+
+
+def _sce_grad(prep: tuple[Array, Array]) -> Array:
+    logp, y = prep
+    g = np.exp(logp)
+    g *= y.sum(axis=-1, keepdims=True)
+    g -= y
+    g /= g.dtype.type(_samples(g))
+    return g
+
+
+softmax_cross_entropy = _make(
+    "softmax_cross_entropy", _sce_prepare,
+    lambda prep: -(prep[1] * prep[0]).sum() / _samples(prep[0]), _sce_grad,
+)
+"""Softmax cross-entropy from logits, summed over classes, mean over samples.
+
+``L = (1/n) Σ_samples Σ_c y_c (logsumexp(z) - z_c)``, computed with a stable
+log-softmax, so it never takes ``log 0`` and never overflows.
+Gradient ``dL/dz = (softmax(z) Σ_c y_c - y) / n``, i.e. ``(ŷ - y)/n`` for
+one-hot targets (the sheet's ``ŷ - y`` omits the batch mean, ERRATA 10).
+``z (n, c)``; ``y_true`` one-hot/soft ``(n, c)`` or integer labels ``(n,)``.
+"""
+
+
+def _sbce_prepare(z: Array, y_true: Any) -> tuple[Array, Array]:
+    y = _same_shape_target("sigmoid_binary_cross_entropy", z, y_true)
+    _probabilities("sigmoid_binary_cross_entropy", "y_true", y)
+    return z, y
+
+
+sigmoid_binary_cross_entropy = _make(
+    "sigmoid_binary_cross_entropy", _sbce_prepare,
+    lambda p: (np.maximum(p[0], 0) - p[0] * p[1] + np.log1p(np.exp(-np.abs(p[0])))).mean(),
+    lambda p: (_sigmoid(p[0]) - p[1]) / p[0].dtype.type(p[0].size),
+)
+"""Sigmoid binary cross-entropy from logits, mean over all ``N`` elements.
+
+``L = (1/N) Σ [max(z, 0) - z y + log(1 + e^{-|z|})]``, which equals
+``-(1/N) Σ [y log σ(z) + (1-y) log(1-σ(z))]`` without ever overflowing.
+Gradient ``dL/dz = (σ(z) - y) / N``. ``z`` and ``y_true`` have equal shapes.
+"""
