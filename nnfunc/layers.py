@@ -27,7 +27,7 @@ def _feature_shape(component: str, in_shape: ShapeTree) -> Shape:
     ):
         raise type_fail(component, "in_shape", "must be a tuple of ints (batch axis excluded)",
                         describe(in_shape))
-    shape = tuple(int(s) for s in in_shape)  # type: ignore[arg-type]
+    shape = tuple(int(s) for s in in_shape)
     if any(s <= 0 for s in shape):
         raise fail(component, "in_shape", "must have positive sizes", shape)
     return shape

@@ -26,8 +26,10 @@ PyTree: TypeAlias = (
 """Nested containers of arrays; ``NamedTuple`` instances count as tuples."""
 
 Shape: TypeAlias = tuple[int, ...]
-ShapeTree: TypeAlias = Shape | tuple["ShapeTree", ...]
-"""The shape of one sample (batch axis excluded), or a tuple of them."""
+ShapeTree: TypeAlias = tuple[Any, ...]
+"""The shape of one sample (batch axis excluded), or a tuple of such shapes.
+
+Typed loosely because mypy cannot tell ``(3, 4)`` from ``((3,), (4,))``."""
 
 Input: TypeAlias = Array | tuple["Input", ...]
 """What a layer takes and returns: a batch array, or a tuple of them."""
