@@ -56,7 +56,7 @@ def _check_layers(name: str, layers: tuple[Any, ...]) -> tuple[Layer, ...]:
 
 
 def _keys(key: Key | None, n: int, name: str) -> list[Key | None]:
-    if key is None:
+    if key is None or n == 0:
         return [None] * n
     return list(random.split(random.check_key(key, name), n))
 

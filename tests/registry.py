@@ -1,0 +1,155 @@
+"""The one registry of nnfunc components that the property tests run over.
+
+A new layer, activation, combinator or loss gets a line here and is then
+gradient-checked, dtype-checked, mutation-checked and key-checked by
+``test_components.py`` and ``test_losses.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from hypothesis import strategies as st
+
+from nnfunc import activations as act
+from nnfunc import losses
+from nnfunc.combinators import (
+    fanin_concat,
+    fanin_sum,
+    fanout,
+    identity,
+    parallel,
+    residual,
+    serial,
+)
+from nnfunc.layer import Layer
+from nnfunc.layers import dense, dropout, flatten, reshape
+from nnfunc.losses import Loss
+from nnfunc.testing import strategies as nst
+
+
+class Entry(NamedTuple):
+    """A layer under test, the input shapes it takes, and where its kinks are.
+
+    Composite entries use smooth activations: finite differences of a kinked
+    function inside a model would straddle kinks the input strategy cannot
+    steer clear of. Kinked activations are tested alone, away from the kink.
+    """
+
+    id: str
+    layer: Layer
+    in_shapes: Any = None  # None: any 1-D feature shape
+    kinks: tuple[float, ...] = ()
+    train: bool = False
+    random: bool = False  # output depends on the key
+
+
+def _vec(lo: int = 1, hi: int = 6) -> st.SearchStrategy[tuple[int, ...]]:
+    return nst.feature_shapes(1, 1, lo, hi)
+
+
+LAYERS: list[Entry] = [
+    Entry("dense", dense(3)),
+    Entry("dense_wide", dense(7), _vec(5, 9)),
+    Entry("dense_no_bias", dense(2, use_bias=False)),
+    Entry("dropout_train", dropout(0.3), nst.feature_shapes(1, 2), train=True, random=True),
+    Entry("dropout_eval", dropout(0.5), nst.feature_shapes(1, 2)),
+    Entry("dropout_zero_rate", dropout(0.0), train=True),
+    Entry("flatten", flatten, nst.feature_shapes(1, 3, 1, 4)),
+    Entry("reshape", reshape((3, 2)), (6,)),
+    # activations
+    Entry("linear", act.linear, nst.feature_shapes(1, 2)),
+    Entry("sigmoid", act.sigmoid, nst.feature_shapes(1, 2)),
+    Entry("relu", act.relu, nst.feature_shapes(1, 2), kinks=(0.0,)),
+    Entry("tanh", act.tanh),
+    Entry("leaky_relu", act.leaky_relu(0.1), kinks=(0.0,)),
+    Entry("elu", act.elu(0.7), kinks=(0.0,)),
+    Entry("gelu", act.gelu),
+    Entry("softplus", act.softplus),
+    Entry("softmax", act.softmax, nst.feature_shapes(1, 2)),
+    Entry("log_softmax", act.log_softmax),
+    # combinators
+    Entry("serial", serial(dense(4), act.tanh, dense(3), act.sigmoid)),
+    Entry("serial_empty", serial()),
+    Entry("parallel", parallel(dense(2), act.tanh), st.tuples(_vec(), _vec())),
+    Entry("fanout", fanout(3)),
+    Entry("fanin_sum", fanin_sum, _vec().map(lambda s: (s, s, s))),
+    Entry("fanin_concat", fanin_concat(), st.tuples(_vec(), _vec())),
+    Entry("fanin_concat_axis", fanin_concat(-2),
+          st.tuples(_vec(1, 3), _vec(1, 3), _vec(1, 3)).map(lambda s: ((s[0][0], 2),
+                                                                        (s[1][0], 2)))),
+    Entry("residual", residual(serial(dense(5), act.tanh, dense(5))), (5,)),
+    Entry("identity", identity),
+    Entry("branches", serial(dense(4), fanout(2), parallel(dense(3), serial(dense(3), act.gelu)),
+                             fanin_sum, act.softplus)),
+    Entry("mlp_with_dropout", serial(dense(6), act.tanh, dropout(0.4), dense(3)), train=True,
+          random=True),
+]
+
+
+class LossEntry(NamedTuple):
+    """A loss under test and a strategy of ``(y_pred, y_true)`` pairs."""
+
+    id: str
+    loss: Loss
+    cases: Callable[[Any], st.SearchStrategy[tuple[Any, Any]]]  # dtype -> strategy
+
+
+_shape2 = st.tuples(st.integers(1, 5), st.integers(1, 5))
+_classes = st.tuples(st.integers(1, 5), st.integers(2, 5))
+
+
+def _regression(kinks: tuple[float, ...]) -> Callable[[Any], st.SearchStrategy[Any]]:
+    @st.composite
+    def cases(draw: st.DrawFn, dtype: Any) -> tuple[Any, Any]:
+        shape = draw(_shape2)
+        y = draw(nst.arrays(shape, dtype, scale=3.0))
+        r = draw(nst.arrays(shape, np.float64, scale=2.0, kinks=kinks, margin=1e-2))
+        return (y + r).astype(dtype), y
+
+    return lambda dtype: cases(dtype)
+
+
+@st.composite
+def _probability_pairs(draw: st.DrawFn, dtype: Any) -> tuple[Any, Any]:
+    shape = draw(_shape2)
+    p = draw(nst.probabilities(shape, rows=False, dtype=dtype))
+    y = draw(nst.probabilities(shape, rows=False, min_prob=0.0, dtype=dtype))
+    return p, y
+
+
+@st.composite
+def _class_pairs(draw: st.DrawFn, dtype: Any, logits: bool) -> tuple[Any, Any]:
+    n, c = draw(_classes)
+    pred = (draw(nst.arrays((n, c), dtype, scale=st.sampled_from([1.0, 5.0]))) if logits
+            else draw(nst.probabilities((n, c), dtype=dtype)))
+    kind = draw(st.sampled_from(["int", "onehot", "soft"] if logits else ["int", "onehot"]))
+    if kind == "int":
+        return pred, draw(nst.int_labels(n, c))
+    if kind == "onehot":
+        return pred, draw(nst.one_hot_labels(n, c, dtype))
+    return pred, draw(nst.probabilities((n, c), min_prob=0.0, dtype=dtype))
+
+
+@st.composite
+def _logit_pairs(draw: st.DrawFn, dtype: Any) -> tuple[Any, Any]:
+    shape = draw(_shape2)
+    z = draw(nst.arrays(shape, dtype, scale=st.sampled_from([1.0, 6.0])))
+    y = draw(nst.probabilities(shape, rows=False, min_prob=0.0, dtype=dtype))
+    return z, y
+
+
+LOSSES: list[LossEntry] = [
+    LossEntry("mae", losses.mae, _regression((0.0,))),
+    LossEntry("mse", losses.mse, _regression(())),
+    LossEntry("huber", losses.huber(0.5), _regression((-0.5, 0.5))),
+    LossEntry("binary_crossentropy", losses.binary_crossentropy, _probability_pairs),
+    LossEntry("categorical_crossentropy", losses.categorical_crossentropy,
+              lambda dtype: _class_pairs(dtype, logits=False)),
+    LossEntry("softmax_cross_entropy", losses.softmax_cross_entropy,
+              lambda dtype: _class_pairs(dtype, logits=True)),
+    LossEntry("sigmoid_binary_cross_entropy", losses.sigmoid_binary_cross_entropy,
+              _logit_pairs),
+]

@@ -1,0 +1,114 @@
+"""Property tests over the registry of every layer, activation and combinator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nnfunc import random, tree
+from nnfunc.layer import vjp
+from nnfunc.testing import check_grad
+from nnfunc.testing.strategies import LayerCase, layer_inputs
+
+from registry import LAYERS, Entry
+
+ids = [e.id for e in LAYERS]
+
+
+def _case(entry: Entry, dtype: Any = np.float64) -> st.SearchStrategy[LayerCase]:
+    return layer_inputs(entry.layer, in_shapes=entry.in_shapes, dtype=dtype,
+                        kinks=entry.kinks, train=entry.train)
+
+
+def _shape_tree(x: Any) -> Any:
+    return tree.map(np.shape, x) if isinstance(x, tuple) else np.shape(x)
+
+
+def _batched(shape: Any, batch: int) -> Any:
+    if all(isinstance(d, int) for d in shape):
+        return (batch, *shape)
+    return tuple(_batched(s, batch) for s in shape)
+
+
+def _copy(t: Any) -> Any:
+    return tree.map(lambda a: np.array(a, copy=True), t)
+
+
+def _assert_tree_equal(a: Any, b: Any) -> None:
+    tree.map(lambda x, y: np.testing.assert_array_equal(x, y), a, b)
+
+
+@pytest.mark.parametrize("entry", LAYERS, ids=ids)
+@given(data=st.data())
+def test_grad_matches_finite_differences(entry: Entry, data: st.DataObject) -> None:
+    case = data.draw(_case(entry))
+    report = check_grad(entry.layer, case.params, case.x, dy=case.dy, key=case.key,
+                        train=case.train)
+    assert report.max_error <= 1e-6
+    assert report.transpose_error <= 1e-6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("entry", LAYERS, ids=ids)
+@given(data=st.data())
+def test_shapes_and_dtype_are_kept(entry: Entry, dtype: Any, data: st.DataObject) -> None:
+    case = data.draw(_case(entry, dtype))
+    layer = entry.layer
+    y = layer.apply(case.params, case.x, key=case.key, train=case.train)
+    batch = tree.leaves(case.x)[0].shape[0]
+    assert _shape_tree(y) == _batched(case.out_shape, batch)
+    dparams, dx = layer.grad(case.params, case.x, case.dy, key=case.key, train=case.train)
+    for leaf in [*tree.leaves(y), *tree.leaves(dparams), *tree.leaves(dx)]:
+        assert leaf.dtype == dtype
+    tree.assert_same_structure(case.params, dparams, shapes=True)
+    assert _shape_tree(dx) == _shape_tree(case.x)
+
+
+@pytest.mark.parametrize("entry", LAYERS, ids=ids)
+@given(data=st.data())
+def test_inputs_are_not_mutated(entry: Entry, data: st.DataObject) -> None:
+    case = data.draw(_case(entry))
+    before = _copy((case.params, case.x, case.dy, case.key))
+    entry.layer.apply(case.params, case.x, key=case.key, train=case.train)
+    entry.layer.grad(case.params, case.x, case.dy, key=case.key, train=case.train)
+    _, pullback = vjp(entry.layer, case.params, case.x, key=case.key, train=case.train)
+    pullback(case.dy)
+    _assert_tree_equal(before, (case.params, case.x, case.dy, case.key))
+
+
+@pytest.mark.parametrize("entry", LAYERS, ids=ids)
+@given(data=st.data())
+def test_vjp_agrees_with_apply_and_grad(entry: Entry, data: st.DataObject) -> None:
+    case = data.draw(_case(entry))
+    y, pullback = vjp(entry.layer, case.params, case.x, key=case.key, train=case.train)
+    _assert_tree_equal(y, entry.layer.apply(case.params, case.x, key=case.key, train=case.train))
+    _assert_tree_equal(pullback(case.dy),
+                       entry.layer.grad(case.params, case.x, case.dy, key=case.key,
+                                        train=case.train))
+
+
+@pytest.mark.parametrize("entry", LAYERS, ids=ids)
+@given(data=st.data())
+def test_deterministic_by_key(entry: Entry, data: st.DataObject) -> None:
+    case = data.draw(_case(entry))
+    a = entry.layer.apply(case.params, case.x, key=case.key, train=case.train)
+    b = entry.layer.apply(case.params, case.x, key=case.key, train=case.train)
+    _assert_tree_equal(a, b)
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    _, p1 = entry.layer.init(random.key(seed), case.in_shape)
+    _, p2 = entry.layer.init(random.key(seed), case.in_shape)
+    _assert_tree_equal(p1, p2)
+
+
+@pytest.mark.parametrize("entry", [e for e in LAYERS if e.random], ids=lambda e: e.id)
+def test_different_keys_give_different_masks(entry: Entry) -> None:
+    x = np.ones((64, 6), np.float32)
+    _, params = entry.layer.init(random.key(0), (6,))
+    k1, k2 = random.split(random.key(1))
+    a = entry.layer.apply(params, x, key=k1, train=True)
+    b = entry.layer.apply(params, x, key=k2, train=True)
+    assert not np.array_equal(a, b)
