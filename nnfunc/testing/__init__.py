@@ -341,8 +341,11 @@ def check_loss_grad(loss: Loss, y_pred: Any, y_true: Any, *, dtype: Any = np.flo
 def __getattr__(name: str) -> Any:
     # Re-export the hypothesis strategies lazily, so that importing
     # nnfunc.testing does not import hypothesis.
-    from nnfunc.testing import strategies
+    import importlib
 
+    strategies = importlib.import_module("nnfunc.testing.strategies")
+    if name == "strategies":
+        return strategies
     if name in strategies.__all__:
         return getattr(strategies, name)
     raise AttributeError(f"module 'nnfunc.testing' has no attribute {name!r}")

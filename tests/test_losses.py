@@ -1,0 +1,95 @@
+"""Property tests over the registry of losses, and their numerics."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nnfunc import losses
+from nnfunc.testing import check_loss_grad
+
+from registry import LOSSES, LossEntry
+
+ids = [e.id for e in LOSSES]
+
+
+@pytest.mark.parametrize("entry", LOSSES, ids=ids)
+@given(data=st.data())
+def test_grad_matches_finite_differences(entry: LossEntry, data: st.DataObject) -> None:
+    y_pred, y_true = data.draw(entry.cases(np.float64))
+    report = check_loss_grad(entry.loss, y_pred, y_true)
+    assert report.max_error <= 1e-6
+    assert report.transpose_error <= 1e-6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("entry", LOSSES, ids=ids)
+@given(data=st.data())
+def test_dtype_kept_and_inputs_unmodified(entry: LossEntry, dtype: Any,
+                                          data: st.DataObject) -> None:
+    y_pred, y_true = data.draw(entry.cases(dtype))
+    before = (y_pred.copy(), np.array(y_true, copy=True))
+    value, grad = entry.loss.value_and_grad(y_pred, y_true)  # type: ignore[misc]
+    assert value.dtype == dtype
+    assert np.ndim(value) == 0
+    assert grad.dtype == dtype
+    assert grad.shape == y_pred.shape
+    assert value == entry.loss.apply(y_pred, y_true)
+    np.testing.assert_array_equal(grad, entry.loss.grad(y_pred, y_true))
+    np.testing.assert_array_equal(before[0], y_pred)
+    np.testing.assert_array_equal(before[1], y_true)
+
+
+@given(st.integers(1, 6), st.integers(2, 6), st.integers(0, 2**32 - 1))
+def test_integer_and_one_hot_labels_agree(n: int, c: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, c)) * 3
+    labels = rng.integers(0, c, size=n)
+    onehot = np.eye(c)[labels]
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    for loss, pred in [(losses.softmax_cross_entropy, z), (losses.categorical_crossentropy, p)]:
+        assert loss.apply(pred, labels) == pytest.approx(loss.apply(pred, onehot), rel=1e-12)
+        np.testing.assert_allclose(loss.grad(pred, labels), loss.grad(pred, onehot), rtol=1e-12)
+
+
+def test_logit_losses_are_finite_at_plus_minus_1e4_without_warnings() -> None:
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = losses.softmax_cross_entropy.value_and_grad(z, np.array([1, 1]))  # type: ignore[misc]
+        # row 0 has its target 2e4 below the max: loss 2e4; row 1 predicts its target: loss 0
+        assert v == pytest.approx((2e4 + 0.0) / 2)
+        assert np.isfinite(g).all()
+        v, g = losses.sigmoid_binary_cross_entropy.value_and_grad(  # type: ignore[misc]
+            z, np.array([[0.0, 1.0, 1.0], [1.0, 1.0, 0.0]], np.float32))
+        # max(z,0) - z*y + log1p(exp(-|z|)): 1e4, 1e4, log 2, 1e4, 0, 5 + log1p(e^-5)
+        expected = (3e4 + np.log(2) + 5 + np.log1p(np.exp(-5))) / 6
+        assert v == pytest.approx(expected, rel=1e-6)
+        assert np.isfinite(g).all()
+
+
+def test_probability_losses_never_take_log_zero() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = np.array([[0.0, 1.0]])
+        y = np.array([[1.0, 0.0]])
+        v = losses.binary_crossentropy.apply(p, y)
+        # both entries clipped to eps away from the truth: -log(1e-7) each
+        assert v == pytest.approx(-np.log(1e-7), rel=1e-6)
+        v = losses.categorical_crossentropy.apply(np.array([[0.0, 1.0]]), np.array([0]))
+        assert v == pytest.approx(-np.log(1e-7), rel=1e-6)
+
+
+def test_huber_matches_mse_half_inside_and_mae_outside() -> None:
+    r_small = np.array([[0.3, -0.2]])
+    r_big = np.array([[5.0, -7.0]])
+    zero = np.zeros((1, 2))
+    assert losses.huber(1.0).apply(r_small, zero) == pytest.approx(
+        0.5 * losses.mse.apply(r_small, zero))
+    # δ(|r| - δ/2) with δ = 1: 4.5 and 6.5, mean 5.5
+    assert losses.huber(1.0).apply(r_big, zero) == pytest.approx(5.5)
