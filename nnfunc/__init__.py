@@ -1,1 +1,65 @@
-"""nnfunc."""
+"""nnfunc: a pure-functional neural-network toolkit on NumPy.
+
+Params are explicit pytrees; every layer, activation, loss and optimizer is
+a ``NamedTuple`` of pure functions; randomness comes from explicit keys.
+
+>>> import numpy as np
+>>> import nnfunc as nf
+>>> model = nf.serial(nf.dense(32), nf.relu, nf.dense(10))
+>>> out_shape, params = model.init(nf.random.key(0), (64,))
+>>> loss, grads = nf.value_and_grad(model, nf.softmax_cross_entropy)(
+...     params, np.zeros((8, 64), np.float32), np.zeros(8, np.int64))
+>>> out_shape, float(loss) > 0
+((10,), True)
+"""
+
+from __future__ import annotations
+
+from nnfunc import activations, combinators, initializers, layers, losses, random, tree
+from nnfunc.activations import (
+    elu,
+    gelu,
+    leaky_relu,
+    linear,
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    softplus,
+    tanh,
+)
+from nnfunc.combinators import (
+    fanin_concat,
+    fanin_sum,
+    fanout,
+    identity,
+    parallel,
+    residual,
+    serial,
+)
+from nnfunc.layer import Layer, vjp
+from nnfunc.layers import DenseParams, dense, dropout, flatten, reshape
+from nnfunc.losses import (
+    Loss,
+    binary_crossentropy,
+    categorical_crossentropy,
+    huber,
+    mae,
+    mse,
+    sigmoid_binary_cross_entropy,
+    softmax_cross_entropy,
+)
+from nnfunc.summary import summary
+from nnfunc.train import value_and_grad
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DenseParams", "Layer", "Loss", "activations", "binary_crossentropy",
+    "categorical_crossentropy", "combinators", "dense", "dropout", "elu", "fanin_concat",
+    "fanin_sum", "fanout", "flatten", "gelu", "huber", "identity", "initializers", "layers",
+    "leaky_relu", "linear", "log_softmax", "losses", "mae", "mse", "parallel", "random",
+    "relu", "reshape", "residual", "serial", "sigmoid", "sigmoid_binary_cross_entropy",
+    "softmax", "softmax_cross_entropy", "softplus", "summary", "tanh", "tree",
+    "value_and_grad", "vjp",
+]
