@@ -32,20 +32,29 @@ __all__ = ["Loss", "binary_crossentropy", "categorical_crossentropy", "huber", "
 
 
 class Loss(NamedTuple):
-    """A loss: ``apply``, ``grad`` and (optionally) a fused ``value_and_grad``."""
+    """A loss: ``apply``, ``grad``, a fused ``value_and_grad`` and ``per_sample``.
+
+    ``per_sample(y_pred, y_true)`` is each sample's loss, shape ``(n,)``, with
+    ``apply == mean(per_sample)``; :func:`nnfunc.train.value_and_grad` uses it
+    for sample and class weights. A loss built as ``Loss(apply, grad)`` works
+    everywhere except with weights.
+    """
 
     apply: Callable[[Any, Any], Any]
     grad: Callable[[Any, Any], Array]
     value_and_grad: Callable[[Any, Any], tuple[Any, Array]] | None = None
     name: str = "loss"
+    per_sample: Callable[[Any, Any], Array] | None = None
 
 
-def _make(name: str, prepare: Callable[[Array, Any], Any], value: Callable[[Any], Any],
-          grad: Callable[[Any], Array]) -> Loss:
-    """A :class:`Loss` whose value and gradient share ``prepare``'s work.
+def _make(name: str, prepare: Callable[[Array, Any], Any], terms: Callable[[Any], Array],
+          grad: Callable[[Any], Array], *, class_sum: bool = False) -> Loss:
+    """A :class:`Loss` whose value, gradient and per-sample losses share ``prepare``.
 
-    ``prepare(y_pred, y_true)`` validates and computes what both need;
-    ``value(prep)`` and ``grad(prep)`` finish each.
+    ``prepare(y_pred, y_true)`` validates and computes what all need;
+    ``terms(prep)`` gives the loss terms shaped like ``y_pred`` (summed over
+    the class axis first when ``class_sum``), whose mean is the loss;
+    ``grad(prep)`` gives ``dL/dy_pred``.
     """
 
     def check_pred(y_pred: Any) -> Array:
@@ -55,9 +64,13 @@ def _make(name: str, prepare: Callable[[Array, Any], Any], value: Callable[[Any]
             raise fail(name, "y_pred", "must not be empty", f"shape {y_pred.shape}")
         return y_pred
 
+    def rows(prep: Any) -> Array:
+        t = terms(prep)
+        return t.sum(axis=-1) if class_sum else t
+
     def apply(y_pred: Any, y_true: Any) -> Any:
         p = check_pred(y_pred)
-        return p.dtype.type(value(prepare(p, y_true)))
+        return p.dtype.type(rows(prepare(p, y_true)).mean())
 
     def grad_fn(y_pred: Any, y_true: Any) -> Array:
         return grad(prepare(check_pred(y_pred), y_true))
@@ -65,9 +78,14 @@ def _make(name: str, prepare: Callable[[Array, Any], Any], value: Callable[[Any]
     def both(y_pred: Any, y_true: Any) -> tuple[Any, Array]:
         p = check_pred(y_pred)
         prep = prepare(p, y_true)
-        return p.dtype.type(value(prep)), grad(prep)
+        return p.dtype.type(rows(prep).mean()), grad(prep)
 
-    return Loss(apply, grad_fn, both, name)
+    def per_sample(y_pred: Any, y_true: Any) -> Array:
+        p = check_pred(y_pred)
+        r = rows(prepare(p, y_true))
+        return r.reshape(p.shape[0], -1).mean(axis=1)  # type: ignore[no-any-return]
+
+    return Loss(apply, grad_fn, both, name, per_sample)
 
 
 # -- target checks ----------------------------------------------------------------------
@@ -133,7 +151,7 @@ def _residual(name: str) -> Callable[[Array, Any], Array]:
     return prepare
 
 
-mae = _make("mae", _residual("mae"), lambda r: np.abs(r).mean(),
+mae = _make("mae", _residual("mae"), np.abs,
             lambda r: np.sign(r) / r.dtype.type(r.size))
 """Mean absolute error ``L = (1/N) Σ |ŷ - y|`` over all ``N`` elements.
 
@@ -142,7 +160,7 @@ Gradient ``dL/dŷ = sign(ŷ - y) / N`` with ``sign(0) = 0`` (the sheet's
 ``y_true`` equal (no broadcasting); returns a scalar.
 """
 
-mse = _make("mse", _residual("mse"), lambda r: (r * r).mean(),
+mse = _make("mse", _residual("mse"), lambda r: r * r,
             lambda r: r * r.dtype.type(2.0 / r.size))
 """Mean squared error ``L = (1/N) Σ (ŷ - y)²`` over all ``N`` elements.
 
@@ -168,10 +186,10 @@ def huber(delta: float = 1.0) -> Loss:
     d = finite_float(delta, "huber", "delta", lo=0.0, lo_open=True)
     name = f"huber({d:g})"
 
-    def value(r: Array) -> Any:
+    def value(r: Array) -> Array:
         a = np.abs(r)
         dd = r.dtype.type(d)
-        return np.where(a <= dd, r.dtype.type(0.5) * r * r, dd * (a - dd / 2)).mean()
+        return np.where(a <= dd, r.dtype.type(0.5) * r * r, dd * (a - dd / 2))  # type: ignore[no-any-return]
 
     def grad(r: Array) -> Array:
         return np.clip(r, -d, d) / r.dtype.type(r.size)  # type: ignore[no-any-return]
@@ -199,9 +217,9 @@ def _bce_prepare(y_pred: Array, y_true: Any) -> tuple[Array, Array, Array]:
     return c, inside, y
 
 
-def _bce_value(prep: tuple[Array, Array, Array]) -> Any:
+def _bce_terms(prep: tuple[Array, Array, Array]) -> Array:
     c, _, y = prep
-    return -(y * np.log(c) + (1 - y) * np.log1p(-c)).mean()
+    return -(y * np.log(c) + (1 - y) * np.log1p(-c))  # type: ignore[no-any-return]
 
 
 def _bce_grad(prep: tuple[Array, Array, Array]) -> Array:
@@ -210,7 +228,7 @@ def _bce_grad(prep: tuple[Array, Array, Array]) -> Array:
     return np.where(inside, g, c.dtype.type(0))  # type: ignore[no-any-return]
 
 
-binary_crossentropy = _make("binary_crossentropy", _bce_prepare, _bce_value, _bce_grad)
+binary_crossentropy = _make("binary_crossentropy", _bce_prepare, _bce_terms, _bce_grad)
 """Binary cross-entropy of probabilities, mean over all ``N`` elements.
 
 ``L = -(1/N) Σ [y log p + (1 - y) log(1 - p)]`` with ``p = clip(ŷ, ε, 1-ε)``,
@@ -228,9 +246,9 @@ def _cce_prepare(y_pred: Array, y_true: Any) -> tuple[Array, Array, Array]:
     return c, inside, y
 
 
-def _cce_value(prep: tuple[Array, Array, Array]) -> Any:
+def _cce_terms(prep: tuple[Array, Array, Array]) -> Array:
     c, _, y = prep
-    return -(y * np.log(c)).sum() / _samples(c)
+    return -y * np.log(c)
 
 
 def _cce_grad(prep: tuple[Array, Array, Array]) -> Array:
@@ -239,8 +257,8 @@ def _cce_grad(prep: tuple[Array, Array, Array]) -> Array:
     return np.where(inside, g, c.dtype.type(0))  # type: ignore[no-any-return]
 
 
-categorical_crossentropy = _make("categorical_crossentropy", _cce_prepare, _cce_value,
-                                 _cce_grad)
+categorical_crossentropy = _make("categorical_crossentropy", _cce_prepare, _cce_terms,
+                                 _cce_grad, class_sum=True)
 """Categorical cross-entropy of probabilities, summed over classes, mean over samples.
 
 ``L = -(1/n) Σ_samples Σ_classes y log p`` with ``p = clip(ŷ, ε, 1-ε)``
@@ -269,7 +287,7 @@ def _sce_grad(prep: tuple[Array, Array]) -> Array:
 
 softmax_cross_entropy = _make(
     "softmax_cross_entropy", _sce_prepare,
-    lambda prep: -(prep[1] * prep[0]).sum() / _samples(prep[0]), _sce_grad,
+    lambda prep: -(prep[1] * prep[0]), _sce_grad, class_sum=True,
 )
 """Softmax cross-entropy from logits, summed over classes, mean over samples.
 
@@ -289,7 +307,7 @@ def _sbce_prepare(z: Array, y_true: Any) -> tuple[Array, Array]:
 
 sigmoid_binary_cross_entropy = _make(
     "sigmoid_binary_cross_entropy", _sbce_prepare,
-    lambda p: (np.maximum(p[0], 0) - p[0] * p[1] + np.log1p(np.exp(-np.abs(p[0])))).mean(),
+    lambda p: np.maximum(p[0], 0) - p[0] * p[1] + np.log1p(np.exp(-np.abs(p[0]))),
     lambda p: (_sigmoid(p[0]) - p[1]) / p[0].dtype.type(p[0].size),
 )
 """Sigmoid binary cross-entropy from logits, mean over all ``N`` elements.

@@ -93,3 +93,16 @@ def test_huber_matches_mse_half_inside_and_mae_outside() -> None:
         0.5 * losses.mse.apply(r_small, zero))
     # δ(|r| - δ/2) with δ = 1: 4.5 and 6.5, mean 5.5
     assert losses.huber(1.0).apply(r_big, zero) == pytest.approx(5.5)
+
+
+@pytest.mark.parametrize("entry", LOSSES, ids=ids)
+@given(data=st.data())
+def test_per_sample_losses_average_to_the_loss(entry: LossEntry, data: st.DataObject) -> None:
+    y_pred, y_true = data.draw(entry.cases(np.float64))
+    per = entry.loss.per_sample(y_pred, y_true)  # type: ignore[misc]
+    assert per.shape == (y_pred.shape[0],)
+    assert per.mean() == pytest.approx(entry.loss.apply(y_pred, y_true), rel=1e-12, abs=1e-15)
+    # each sample's loss is the loss of that sample alone
+    i = data.draw(st.integers(0, y_pred.shape[0] - 1))
+    alone = entry.loss.apply(y_pred[i:i + 1], np.asarray(y_true)[i:i + 1])
+    assert per[i] == pytest.approx(alone, rel=1e-12, abs=1e-15)
