@@ -1,41 +1,92 @@
-"""Training: whole-model gradients and the loop that drives them.
+"""Training: whole-model gradients, one training step, and the ``fit`` loop.
 
-:func:`value_and_grad` turns a model (any :class:`~nnfunc.layer.Layer`) and
-a :class:`~nnfunc.losses.Loss` into one pure function
-``(params, x, y, *, key=None) -> (loss_value, grads)``.
+* :func:`value_and_grad` turns a model and a loss into one pure function
+  ``(params, x, y, *, key=None, sample_weight=None) -> (loss_value, grads)``.
+* :func:`train_step` adds an optimizer: ``(params, opt_state, x, y, *, key=None)
+  -> (params, opt_state, loss_value)``, for users who write their own loop.
+* :func:`fit` drives epochs of shuffled mini-batches, validation, metrics,
+  callbacks and a progress display; :func:`evaluate` and :func:`predict` run
+  a model over data in batches.
+
+All randomness comes from the ``key`` given to ``fit``: epoch ``e`` shuffles
+with a key folded from ``(key, e)`` and step ``i`` of it draws dropout masks
+from a key folded from that, so the same key gives a bit-identical run, and a
+run resumed at epoch ``e`` (with the optimizer state saved there) continues
+exactly as the uninterrupted one would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
-from nnfunc._validate import describe, type_fail
+import numpy as np
+
+from nnfunc import random, tree
+from nnfunc._validate import describe, fail, positive_int, type_fail
+from nnfunc.callbacks import Callback, Decision, EpochInfo, as_callback
 from nnfunc.layer import Layer, vjp
 from nnfunc.losses import Loss
-from nnfunc.typing import Input, Key, PyTree
+from nnfunc.progress import Progress
+from nnfunc.typing import Array, Input, Key, PyTree
 
-__all__ = ["loss_value_and_grad", "value_and_grad"]
+__all__ = ["FitResult", "evaluate", "fit", "loss_value_and_grad", "predict", "train_step",
+           "value_and_grad"]
 
 ValueAndGrad = Callable[..., tuple[Any, Any]]
+Metric = Callable[[Any, Any], float]
 
 
-def loss_value_and_grad(loss: Loss, y_pred: Any, y_true: Any) -> tuple[Any, Any]:
-    """``(loss.apply(y_pred, y_true), loss.grad(y_pred, y_true))``, fused when possible."""
-    if loss.value_and_grad is not None:
-        return loss.value_and_grad(y_pred, y_true)
-    return loss.apply(y_pred, y_true), loss.grad(y_pred, y_true)
+# -- gradients ----------------------------------------------------------------------------
+
+def _weights(component: str, sample_weight: Any, n: int, dtype: Any) -> Array:
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise fail(component, "sample_weight", f"must have shape ({n},), one per sample",
+                   f"shape {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise fail(component, "sample_weight", "must be finite, >= 0, with a positive sum",
+                   f"min {w.min()}, sum {w.sum()}")
+    return w.astype(dtype)
+
+
+def loss_value_and_grad(loss: Loss, y_pred: Any, y_true: Any,
+                        sample_weight: Any = None) -> tuple[Any, Any]:
+    """The loss and ``dL/dy_pred``, fused when the loss allows, optionally weighted.
+
+    With weights ``w`` (one per sample) the loss is ``Σ_i w_i ℓ_i / Σ_i w_i``
+    over the per-sample losses ``ℓ_i``, and row ``i`` of the gradient is the
+    unweighted one times ``n w_i / Σ w`` (each row's gradient depends only on
+    its own sample).
+    """
+    if sample_weight is None:
+        if loss.value_and_grad is not None:
+            return loss.value_and_grad(y_pred, y_true)
+        return loss.apply(y_pred, y_true), loss.grad(y_pred, y_true)
+    if loss.per_sample is None:
+        raise type_fail(loss.name, "sample_weight", "needs a loss with per_sample losses",
+                        "a loss without per_sample")
+    n = y_pred.shape[0]
+    w = _weights(loss.name, sample_weight, n, y_pred.dtype)
+    per = loss.per_sample(y_pred, y_true)
+    total = w.sum()
+    grad = loss.grad(y_pred, y_true)
+    grad *= (w * (n / total)).reshape((n,) + (1,) * (grad.ndim - 1))
+    return y_pred.dtype.type((w * per).sum() / total), grad
 
 
 def value_and_grad(model: Layer, loss: Loss, *, train: bool = True) -> ValueAndGrad:
     """The loss of ``model`` on a batch and its gradient with respect to the params.
 
-    Returns ``f(params, x, y, *, key=None) -> (value, grads)`` where
-    ``value = loss(model.apply(params, x, key=key, train=train), y)`` and
-    ``grads = ∂value/∂params``, with exactly the structure, shapes and dtypes
-    of ``params``. One forward pass records each layer's pullback; one
-    backward pass runs them in reverse (no forward runs twice for built-in
-    layers), and the input layer computes no ``dx``.
+    Returns ``f(params, x, y, *, key=None, sample_weight=None) -> (value,
+    grads)`` where ``value = loss(model.apply(params, x, key=key,
+    train=train), y)`` and ``grads = ∂value/∂params``, with exactly the
+    structure, shapes and dtypes of ``params``. One forward pass records each
+    layer's pullback; one backward pass runs them in reverse (no forward runs
+    twice for built-in layers), and the input layer computes no ``dx``.
+    ``sample_weight`` (shape ``(n,)``) weights each sample's loss.
 
     Args:
         model: the network, e.g. ``serial(dense(128), relu, dense(10))``.
@@ -59,15 +110,313 @@ def value_and_grad(model: Layer, loss: Loss, *, train: bool = True) -> ValueAndG
     >>> loss.dtype, grads[0].w.shape
     (dtype('float32'), (4, 16))
     """
-    if not isinstance(model, Layer):
-        raise type_fail("value_and_grad", "model", "must be an nnfunc Layer", describe(model))
-    if not isinstance(loss, Loss):
-        raise type_fail("value_and_grad", "loss", "must be an nnfunc Loss", describe(loss))
+    _check_model_and_loss("value_and_grad", model, loss)
 
-    def f(params: PyTree, x: Input, y: Any, *, key: Key | None = None) -> tuple[Any, Any]:
-        y_pred, pullback = vjp(model, params, x, key=key, train=train)
-        value, dy = loss_value_and_grad(loss, y_pred, y)
-        grads, _ = pullback(dy, False)
+    def f(params: PyTree, x: Input, y: Any, *, key: Key | None = None,
+          sample_weight: Any = None) -> tuple[Any, Any]:
+        value, grads, _ = _forward_backward(model, loss, train, params, x, y, key, sample_weight)
         return value, grads
 
     return f
+
+
+def _check_model_and_loss(component: str, model: Any, loss: Any) -> None:
+    if not isinstance(model, Layer):
+        raise type_fail(component, "model", "must be an nnfunc Layer", describe(model))
+    if not isinstance(loss, Loss):
+        raise type_fail(component, "loss", "must be an nnfunc Loss", describe(loss))
+
+
+def _forward_backward(model: Layer, loss: Loss, train: bool, params: PyTree, x: Input, y: Any,
+                      key: Key | None, sample_weight: Any) -> tuple[Any, Any, Any]:
+    y_pred, pullback = vjp(model, params, x, key=key, train=train)
+    value, dy = loss_value_and_grad(loss, y_pred, y, sample_weight)
+    grads, _ = pullback(dy, False)
+    return value, grads, y_pred
+
+
+Step = Callable[..., tuple[Any, Any, Any]]
+
+
+def _check_optimizer(component: str, optimizer: Any) -> None:
+    if not (callable(getattr(optimizer, "init", None))
+            and callable(getattr(optimizer, "update", None))):
+        raise type_fail(component, "optimizer", "must have init(params) and update(state, "
+                        "grads) (e.g. nnfunc.optim.adam(1e-3))", describe(optimizer))
+
+
+def train_step(model: Layer, loss: Loss, optimizer: Any) -> Step:
+    """One optimization step: gradients of the loss, then the optimizer's update.
+
+    Returns ``step(params, opt_state, x, y, *, key=None, sample_weight=None)
+    -> (params, opt_state, loss_value)``: ``loss_value`` is the loss at the
+    old params; ``opt_state`` comes from ``optimizer.init(params)``. Pure:
+    nothing passed in is modified.
+
+    >>> import numpy as np
+    >>> from nnfunc import random, optim
+    >>> from nnfunc.layers import dense
+    >>> from nnfunc.losses import mse
+    >>> model, opt = dense(1), optim.sgd(0.1)
+    >>> _, params = model.init(random.key(0), (2,))
+    >>> step = train_step(model, mse, opt)
+    >>> x, y = np.ones((4, 2), np.float32), np.ones((4, 1), np.float32)
+    >>> params, state, first = step(params, opt.init(params), x, y)
+    >>> params, state, second = step(params, state, x, y)
+    >>> bool(second < first)
+    True
+    """
+    _check_model_and_loss("train_step", model, loss)
+    _check_optimizer("train_step", optimizer)
+
+    def step(params: PyTree, opt_state: PyTree, x: Input, y: Any, *, key: Key | None = None,
+             sample_weight: Any = None) -> tuple[Any, Any, Any]:
+        value, grads, _ = _forward_backward(model, loss, True, params, x, y, key, sample_weight)
+        opt_state, params = optimizer.update(opt_state, grads)
+        return params, opt_state, value
+
+    return step
+
+
+# -- batched inference --------------------------------------------------------------------
+
+def _num_samples(component: str, arg: str, x: Any) -> int:
+    leaves = tree.leaves(x)
+    if not leaves or not all(isinstance(a, np.ndarray) and a.ndim >= 1 for a in leaves):
+        raise type_fail(component, arg, "must be an array (or tuple of arrays) with a batch "
+                        "axis", describe(x))
+    n = leaves[0].shape[0]
+    if any(a.shape[0] != n for a in leaves):
+        raise fail(component, arg, "arrays must all have the same number of samples",
+                   [a.shape[0] for a in leaves])
+    return int(n)
+
+
+def _take(x: Any, idx: Any) -> Any:
+    return tree.map(lambda a: a[idx], x)
+
+
+def predict(model: Layer, params: PyTree, x: Input, *, batch_size: int = 256) -> Any:
+    """``model.apply(params, x)`` in inference mode, ``batch_size`` rows at a time.
+
+    Returns the outputs concatenated along the batch axis (a tuple of arrays
+    for a multi-output model).
+    """
+    n = _num_samples("predict", "x", x)
+    bs = positive_int(batch_size, "predict", "batch_size")
+    outs = [model.apply(params, _take(x, slice(i, i + bs)), train=False)
+            for i in range(0, n, bs)]
+    if not outs:
+        raise fail("predict", "x", "must hold at least one sample", "0 samples")
+    return tree.map(lambda *parts: np.concatenate(parts, axis=0), outs[0], *outs[1:])
+
+
+def _metric_name(metric: Metric) -> str:
+    return str(getattr(metric, "name", None) or getattr(metric, "__name__", "metric"))
+
+
+def evaluate(model: Layer, loss: Loss, params: PyTree, x: Input, y: Any, *,
+             batch_size: int = 256, metrics: Sequence[Metric] = ()) -> dict[str, float]:
+    """The loss (and each metric) of ``model`` over all of ``(x, y)``, in inference mode.
+
+    The loss is the mean over all samples (exactly what one batch of all the
+    data would give); metrics are computed on the concatenated predictions.
+    Returns ``{"loss": ..., "<metric name>": ...}``.
+    """
+    _check_model_and_loss("evaluate", model, loss)
+    y_pred = predict(model, params, x, batch_size=batch_size)
+    results = {"loss": float(loss.apply(y_pred, y))}
+    for m in metrics:
+        results[_metric_name(m)] = float(m(y_pred, y))
+    return results
+
+
+# -- fit ----------------------------------------------------------------------------------
+
+class FitResult(NamedTuple):
+    """What :func:`fit` returns.
+
+    ``params`` are the final (or restored best) params, ``opt_state`` the
+    optimizer state after the last step (save it with ``params`` to resume),
+    ``history`` maps ``"loss"``, each metric, ``"val_loss"``, ``"val_<metric>"``
+    and ``"time"`` (seconds) to one value per epoch, and ``epoch`` counts the
+    epochs completed (pass it back as ``initial_epoch`` to resume).
+    """
+
+    params: Any
+    opt_state: Any
+    history: dict[str, list[float]]
+    epoch: int
+
+
+def _float_dtype(params: PyTree) -> Any:
+    for leaf in tree.leaves(params):
+        if isinstance(leaf, np.ndarray) and leaf.dtype.kind == "f":
+            return leaf.dtype
+    return np.dtype(np.float32)
+
+
+def _cast_inputs(x: Any, dtype: Any, kinds: str = "fiub") -> Any:
+    """Cast array leaves whose dtype kind is in ``kinds`` to ``dtype``."""
+    return tree.map(lambda a: a.astype(dtype, copy=False)
+                    if np.asarray(a).dtype.kind in kinds and a.dtype != dtype else a, x)
+
+
+def _class_sample_weights(class_weight: Any, y: Any, n: int) -> Array:
+    labels = np.asarray(y)
+    if labels.dtype.kind not in "iu":
+        labels = labels.reshape(n, -1).argmax(axis=1)
+    table = np.ones(int(labels.max()) + 1 if labels.size else 1)
+    for c, w in dict(class_weight).items():
+        if not (0 <= int(c) < table.size):
+            continue
+        table[int(c)] = float(w)
+    per_sample: Array = table[labels.reshape(n)]
+    return per_sample
+
+
+def _check_fit_data(model: Layer, loss: Loss, params: PyTree, x: Any, y: Any,
+                    arg: str) -> int:
+    n = _num_samples("fit", arg, x)
+    y_arr = np.asarray(y)
+    if y_arr.ndim == 0 or y_arr.shape[0] != n:
+        raise fail("fit", f"{arg} and its labels", "must have the same number of samples",
+                   f"{n} inputs and {y_arr.shape[0] if y_arr.ndim else 'scalar'} labels")
+    out = model.apply(params, _take(x, slice(0, 1)), train=False)
+    if isinstance(out, np.ndarray):
+        probe = np.full((n, *out.shape[1:]), 0.5, out.dtype)
+        try:
+            loss.apply(probe, y)
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"fit: labels for {arg} do not fit the model's output of shape "
+                            f"(batch, {', '.join(map(str, out.shape[1:]))}): {err}") from err
+    return n
+
+
+def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[Any, Any], *,
+        epochs: int, batch_size: int = 32, key: Key,
+        validation: tuple[Any, Any] | None = None, metrics: Sequence[Metric] = (),
+        callbacks: Sequence[Callback | Callable[[EpochInfo], Any]] = (),
+        progress: bool = True, sample_weight: Any = None, class_weight: Any = None,
+        opt_state: Any = None, initial_epoch: int = 0, shuffle: bool = True) -> FitResult:
+    """Train ``model`` on ``data = (x, y)`` with mini-batch gradient steps.
+
+    Each epoch shuffles the samples (from ``key``), takes steps of
+    ``batch_size`` samples (the last batch may be smaller), and records the
+    mean training loss and metrics over the epoch (metrics on the training
+    predictions, dropout active) and, with ``validation=(x_val, y_val)``,
+    the validation loss and metrics in inference mode. Inputs and float
+    targets are cast once to the params' dtype.
+
+    Args:
+        model, loss: the network and its loss.
+        optimizer: an ``nnfunc.optim`` optimizer (``init``/``update``).
+        params: the starting params (from ``model.init``).
+        data: ``(x, y)`` with the same number of samples.
+        epochs: train until this many epochs are complete.
+        batch_size: samples per step.
+        key: the run's randomness (shuffling, dropout).
+        validation: optional ``(x_val, y_val)``.
+        metrics: functions ``(y_pred, y_true) -> float``; their ``__name__``
+            is the history key (e.g. :func:`nnfunc.metrics.accuracy`).
+        callbacks: :mod:`nnfunc.callbacks` callbacks, or plain callables
+            ``f(info) -> None | Decision`` called after each epoch.
+        progress: show a progress bar on stderr (one line per epoch when
+            stderr is not a terminal).
+        sample_weight: ``(n,)`` weights of the training samples.
+        class_weight: ``{class: weight}`` for classification labels.
+        opt_state, initial_epoch: resume from a saved optimizer state at the
+            epoch it was saved after.
+        shuffle: shuffle the samples each epoch.
+
+    Returns:
+        A :class:`FitResult` ``(params, opt_state, history, epoch)``.
+
+    Raises:
+        ValueError: inputs and labels of different lengths, ``batch_size``
+            or ``epochs`` not positive, labels that do not fit the model's
+            output — all before the first step.
+    """
+    _check_model_and_loss("fit", model, loss)
+    _check_optimizer("fit", optimizer)
+    random.check_key(key, "fit")
+    bs = positive_int(batch_size, "fit", "batch_size")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise fail("fit", "epochs", "must be an int >= 0", epochs)
+    if not isinstance(data, tuple) or len(data) != 2:
+        raise type_fail("fit", "data", "must be a pair (x, y)", describe(data))
+    dtype = _float_dtype(params)
+    # inputs of any numeric kind become the params' dtype; only float targets
+    # are cast (integer class labels stay integers)
+    x, y = _cast_inputs(data[0], dtype), _cast_inputs(np.asarray(data[1]), dtype, "f")
+    n = _check_fit_data(model, loss, params, x, y, "x")
+    if validation is not None:
+        if not isinstance(validation, tuple) or len(validation) != 2:
+            raise type_fail("fit", "validation", "must be a pair (x_val, y_val)",
+                            describe(validation))
+        validation = (_cast_inputs(validation[0], dtype),
+                      _cast_inputs(np.asarray(validation[1]), dtype, "f"))
+        _check_fit_data(model, loss, params, validation[0], validation[1], "validation")
+    weights = None
+    if sample_weight is not None:
+        weights = _weights("fit", sample_weight, n, np.float64)
+    if class_weight is not None:
+        cw = _class_sample_weights(class_weight, y, n)
+        weights = cw if weights is None else weights * cw
+    cbs = [as_callback(c) for c in callbacks]
+    cb_states = [c.init() for c in cbs]
+    state = optimizer.init(params) if opt_state is None else opt_state
+    history: dict[str, list[float]] = {}
+    steps = math.ceil(n / bs)
+    display = Progress(epochs, steps, enabled=progress)
+    names = [_metric_name(m) for m in metrics]
+    epoch = int(initial_epoch)
+    while epoch < epochs:
+        start = time.perf_counter()
+        k_perm, k_steps = random.split(random.fold_in(key, epoch))
+        order = random.permutation(k_perm, n) if shuffle else np.arange(n)
+        total, sums = 0.0, dict.fromkeys(names, 0.0)
+        for i in range(steps):
+            idx = order[i * bs:(i + 1) * bs]
+            xb, yb = _take(x, idx), _take(y, idx)
+            wb = None if weights is None else weights[idx]
+            value, grads, y_pred = _forward_backward(
+                model, loss, True, params, xb, yb, random.fold_in(k_steps, i), wb)
+            state, params = optimizer.update(state, grads)
+            total += float(value) * len(idx)
+            for name, m in zip(names, metrics):
+                sums[name] += float(m(y_pred, yb)) * len(idx)
+            display.step(epoch, i + 1, {"loss": total / ((i * bs) + len(idx))})
+        logs = {"loss": total / n, **{k: v / n for k, v in sums.items()}}
+        if validation is not None:
+            val = evaluate(model, loss, params, validation[0], validation[1],
+                           batch_size=max(bs, 256), metrics=metrics)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+        logs["time"] = time.perf_counter() - start
+        for k, v in logs.items():
+            history.setdefault(k, []).append(v)
+        epoch += 1
+        display.epoch_end(epoch - 1, logs)
+        info = EpochInfo(epoch, logs, history, params, state)
+        stop = False
+        for j, cb in enumerate(cbs):
+            cb_states[j], decision = cb.on_epoch_end(cb_states[j], info)
+            params, state, stop = _apply(decision, params, state, stop)
+            info = info._replace(params=params, opt_state=state)
+        if stop:
+            break
+    info = EpochInfo(epoch, {}, history, params, state)
+    for j, cb in enumerate(cbs):
+        params, state, _ = _apply(cb.on_train_end(cb_states[j], info), params, state, False)
+        info = info._replace(params=params, opt_state=state)
+    display.close()
+    return FitResult(params, state, history, epoch)
+
+
+def _apply(decision: Decision | None, params: Any, state: Any,
+           stop: bool) -> tuple[Any, Any, bool]:
+    if decision is None:
+        return params, state, stop
+    return (params if decision.params is None else decision.params,
+            state if decision.opt_state is None else decision.opt_state,
+            stop or decision.stop)

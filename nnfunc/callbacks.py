@@ -1,0 +1,175 @@
+"""Callbacks for :func:`nnfunc.train.fit`: pure functions of their own state.
+
+A :class:`Callback` is ``init() -> state``,
+``on_epoch_end(state, info) -> (state, decision)`` and
+``on_train_end(state, info) -> decision``. ``info`` is an :class:`EpochInfo`
+(epochs completed, this epoch's logs, the history, params and optimizer
+state); a :class:`Decision` can stop training or replace the params or the
+optimizer state. ``fit`` threads each callback's state through the epochs,
+so a callback holds nothing between runs and can be reused.
+
+A plain callable ``f(info)`` is a callback too: it is called after every
+epoch and may return ``None`` or a :class:`Decision`.
+
+>>> cb = early_stopping("val_loss", patience=2)
+>>> state = cb.init()
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from nnfunc._validate import describe, fail, finite_float, positive_int, type_fail
+from nnfunc.typing import PyTree
+
+__all__ = ["Callback", "Decision", "EpochInfo", "as_callback", "checkpoint", "early_stopping",
+           "terminate_on_nan"]
+
+
+class EpochInfo(NamedTuple):
+    """What a callback sees after an epoch (``epoch`` counts completed epochs)."""
+
+    epoch: int
+    logs: dict[str, float]
+    history: dict[str, list[float]]
+    params: PyTree
+    opt_state: PyTree
+
+
+class Decision(NamedTuple):
+    """A callback's verdict: stop, and/or replace the params or optimizer state."""
+
+    stop: bool = False
+    params: PyTree = None
+    opt_state: PyTree = None
+
+
+def _no_end(state: Any, info: EpochInfo) -> Decision | None:
+    return None
+
+
+class Callback(NamedTuple):
+    """``init``, ``on_epoch_end`` and (optionally) ``on_train_end``, all pure."""
+
+    init: Callable[[], Any]
+    on_epoch_end: Callable[[Any, EpochInfo], tuple[Any, Decision | None]]
+    on_train_end: Callable[[Any, EpochInfo], Decision | None] = _no_end
+
+
+def as_callback(cb: Any) -> Callback:
+    """``cb`` itself if it is a :class:`Callback`; a plain callable becomes one."""
+    if isinstance(cb, Callback):
+        return cb
+    if callable(cb):
+        def on_epoch_end(state: None, info: EpochInfo) -> tuple[None, Decision | None]:
+            out = cb(info)
+            if out is not None and not isinstance(out, Decision):
+                raise type_fail("fit", "callback result", "must be None or a Decision",
+                                describe(out))
+            return None, out
+
+        return Callback(lambda: None, on_epoch_end)
+    raise type_fail("fit", "callbacks", "must be Callbacks or callables", describe(cb))
+
+
+def _monitored(component: str, monitor: str, logs: dict[str, float]) -> float:
+    if monitor not in logs:
+        raise fail(component, "monitor", f"must be one of the logged values {sorted(logs)}",
+                   repr(monitor))
+    return logs[monitor]
+
+
+def _better(mode: str, monitor: str) -> Callable[[float, float, float], bool]:
+    if mode == "auto":
+        mode = "max" if any(s in monitor for s in ("acc", "r2")) else "min"
+    if mode == "min":
+        return lambda new, best, delta: new < best - delta
+    if mode == "max":
+        return lambda new, best, delta: new > best + delta
+    raise fail("callbacks", "mode", "must be 'min', 'max' or 'auto'", repr(mode))
+
+
+class _Best(NamedTuple):
+    value: float
+    epoch: int
+    params: PyTree
+    wait: int
+
+
+def early_stopping(monitor: str = "val_loss", *, patience: int = 5, min_delta: float = 0.0,
+                   mode: str = "auto", restore_best: bool = True) -> Callback:
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    Improvement means lower (``mode="min"``) or higher (``"max"``); ``"auto"``
+    picks max for accuracy and R² names, else min. With ``restore_best`` the
+    params of the best epoch are restored when training ends — whether this
+    callback stopped it or the epochs ran out.
+
+    Raises:
+        ValueError: bad ``patience``/``min_delta``/``mode``; at the first
+            epoch, a ``monitor`` that is not logged.
+    """
+    patience = positive_int(patience, "early_stopping", "patience")
+    delta = finite_float(min_delta, "early_stopping", "min_delta", lo=0.0)
+    better = _better(mode, monitor)
+
+    def init() -> _Best | None:
+        return None
+
+    def on_epoch_end(best: _Best | None, info: EpochInfo) -> tuple[_Best, Decision | None]:
+        value = _monitored("early_stopping", monitor, info.logs)
+        if best is None or (math.isfinite(value) and better(value, best.value, delta)):
+            return _Best(value, info.epoch, info.params, 0), None
+        waited = best._replace(wait=best.wait + 1)
+        return waited, (Decision(stop=True) if waited.wait >= patience else None)
+
+    def on_train_end(best: _Best | None, info: EpochInfo) -> Decision | None:
+        if restore_best and best is not None:
+            return Decision(params=best.params)
+        return None
+
+    return Callback(init, on_epoch_end, on_train_end)
+
+
+def terminate_on_nan(monitor: str = "loss") -> Callback:
+    """Stop training as soon as ``monitor`` is NaN or infinite."""
+
+    def on_epoch_end(state: None, info: EpochInfo) -> tuple[None, Decision | None]:
+        value = _monitored("terminate_on_nan", monitor, info.logs)
+        return None, (Decision(stop=True) if not math.isfinite(value) else None)
+
+    return Callback(lambda: None, on_epoch_end)
+
+
+def checkpoint(path: str | os.PathLike[str], *, every: int = 1) -> Callback:
+    """Save the training state to ``path`` every ``every`` epochs (and at the end).
+
+    Saves ``{"params", "opt_state", "epoch", "history"}`` with
+    :func:`nnfunc.io.save` (atomically: a crash mid-write keeps the previous
+    file). Resume with ``fit(..., params=ck["params"],
+    opt_state=ck["opt_state"], initial_epoch=ck["epoch"])`` and the same key.
+    """
+    every = positive_int(every, "checkpoint", "every")
+
+    def save(info: EpochInfo) -> None:
+        # imported on use: fit needs nnfunc.io only when it saves
+        io = importlib.import_module("nnfunc.io")
+        io.save(path, {"params": info.params, "opt_state": info.opt_state,
+                       "epoch": info.epoch, "history": info.history})
+
+    def on_epoch_end(last: int, info: EpochInfo) -> tuple[int, Decision | None]:
+        if info.epoch % every == 0:
+            save(info)
+            return info.epoch, None
+        return last, None
+
+    def on_train_end(last: int, info: EpochInfo) -> Decision | None:
+        if last != info.epoch and info.epoch > 0:
+            save(info)
+        return None
+
+    return Callback(lambda: -1, on_epoch_end, on_train_end)
