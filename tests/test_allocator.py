@@ -16,7 +16,7 @@ def test_tune_applies_on_glibc() -> None:
 
 
 def test_tune_rejects_negative_thresholds() -> None:
-    with pytest.raises(ValueError, match="allocator.tune: thresholds must be >= 0"):
+    with pytest.raises(ValueError, match=r"allocator\.tune: thresholds must be >= 0"):
         allocator.tune(-1)
 
 
