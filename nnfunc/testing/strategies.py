@@ -115,8 +115,9 @@ def layer_inputs(draw: st.DrawFn, layer: Layer,
     """
     shape_s = feature_shapes() if in_shapes is None else in_shapes
     in_shape = draw(shape_s) if isinstance(shape_s, st.SearchStrategy) else shape_s
-    n = batch if isinstance(batch, int) else draw(batch or st.integers(1, 4))
-    sc = scale if isinstance(scale, float) else draw(scale or st.sampled_from([0.1, 1.0, 3.0]))
+    n = batch if isinstance(batch, int) else draw(st.integers(1, 4) if batch is None else batch)
+    sc = scale if isinstance(scale, float) else draw(
+        st.sampled_from([0.1, 1.0, 3.0]) if scale is None else scale)
     k_init, k_x, k_dy, k_call = random.split(draw(keys()), 4)
     out_shape, params = layer.init(k_init, in_shape)
     params = tree.astype(params, dtype)
