@@ -1,0 +1,212 @@
+"""The optimizer contract, its state, and ``chain``.
+
+An :class:`Optimizer` is ``init(params) -> state`` and ``update(state, grads)
+-> (state, params)``. Every optimizer's state is an :class:`OptState`: the
+params, the step count, the learning rate of the last step, a learning-rate
+scale (for plateau schedules) and the rule's own slots (moments, ...), each a
+pytree. Nothing is updated in place: the caller's params, grads and old state
+are untouched by ``update``.
+
+A :data:`Wrapper` turns an optimizer into another: gradient transforms
+(clipping, L1/L2, ...) act on the grads before the inner optimizer sees them;
+``freeze``, ``skip_nonfinite`` and ``accumulate`` act around its update.
+``chain(w1, w2, opt)`` is ``w1(w2(opt))``: the grads pass through ``w1``
+first. A wrapper's state is ``WrapperState(own, inner)``;
+:func:`params_of`, :func:`step_of`, :func:`lr_of` and :func:`scale_lr` reach
+the :class:`OptState` inside any chain.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from nnfunc import tree
+from nnfunc._validate import describe, fail, finite_float, type_fail
+from nnfunc.typing import Array, PyTree
+
+__all__ = [
+    "OptState",
+    "Optimizer",
+    "Schedule",
+    "Wrapper",
+    "WrapperState",
+    "chain",
+    "lr_of",
+    "params_of",
+    "scale_lr",
+    "step_of",
+]
+
+Schedule = Callable[[int], float]
+"""A learning-rate schedule: step (0-based) -> learning rate."""
+
+LearningRate = float | Schedule
+
+
+class Optimizer(NamedTuple):
+    """``init(params) -> state``; ``update(state, grads) -> (state, params)``."""
+
+    init: Callable[[PyTree], Any]
+    update: Callable[[Any, PyTree], tuple[Any, PyTree]]
+    name: str = "optimizer"
+
+
+class OptState(NamedTuple):
+    """The state of every optimizer rule.
+
+    ``step`` counts the updates applied; ``lr`` is the learning rate the last
+    update used (before any), ``schedule(0)`` scaled; ``lr_scale``
+    multiplies the rule's learning rate or schedule (``reduce_lr_on_plateau``
+    changes it); ``slots`` holds the rule's accumulators as pytrees shaped
+    like ``params``.
+    """
+
+    params: PyTree
+    step: int
+    lr: float
+    lr_scale: float
+    slots: Any
+
+
+class WrapperState(NamedTuple):
+    """The state of a wrapped optimizer: the wrapper's own and the inner one's."""
+
+    own: Any
+    inner: Any
+
+
+Wrapper = Callable[[Optimizer], Optimizer]
+
+
+def _inner_state(state: Any, component: str) -> OptState:
+    while isinstance(state, WrapperState):
+        state = state.inner
+    if not isinstance(state, OptState):
+        raise type_fail(component, "state", "must be an optimizer state from init",
+                        describe(state))
+    return state
+
+
+def _replace_inner(state: Any, new: OptState) -> Any:
+    if isinstance(state, WrapperState):
+        return state._replace(inner=_replace_inner(state.inner, new))
+    return new
+
+
+def params_of(state: Any) -> PyTree:
+    """The params held by an optimizer state (of any chain)."""
+    return _inner_state(state, "optim.params_of").params
+
+
+def step_of(state: Any) -> int:
+    """How many updates the optimizer has applied."""
+    return int(_inner_state(state, "optim.step_of").step)
+
+
+def lr_of(state: Any) -> float:
+    """The learning rate of the last update (before any: the first one's)."""
+    return float(_inner_state(state, "optim.lr_of").lr)
+
+
+def scale_lr(state: Any, factor: float) -> Any:
+    """A state whose future learning rates are multiplied by ``factor``.
+
+    >>> import numpy as np
+    >>> from nnfunc.optim import sgd
+    >>> state = scale_lr(sgd(0.1).init({"w": np.zeros(2)}), 0.5)
+    >>> lr_of(state)
+    0.05
+    """
+    f = finite_float(factor, "optim.scale_lr", "factor", lo=0.0, lo_open=True)
+    inner = _inner_state(state, "optim.scale_lr")
+    new = inner._replace(lr_scale=inner.lr_scale * f, lr=inner.lr * f)
+    return _replace_inner(state, new)
+
+
+def learning_rate(lr: Any, component: str) -> Schedule:
+    """Validate a number or schedule and return it as a schedule."""
+    if callable(lr):
+        return lr  # type: ignore[no-any-return]
+    value = finite_float(lr, component, "lr", lo=0.0)
+    return lambda step: value
+
+
+def current_lr(component: str, schedule: Schedule, step: int, scale: float) -> float:
+    """``scale · schedule(step)``, checked to be finite and >= 0."""
+    value = float(schedule(step)) * scale
+    if not math.isfinite(value) or value < 0:
+        raise fail(component, "lr", f"schedule must give finite values >= 0 (step {step})",
+                   value)
+    return value
+
+
+def decay_rate(value: Any, component: str, arg: str) -> float:
+    """A decay rate in ``[0, 1)``."""
+    return finite_float(value, component, arg, lo=0.0, hi=1.0, hi_open=True)
+
+
+def positive(value: Any, component: str, arg: str) -> float:
+    """A finite value > 0."""
+    return finite_float(value, component, arg, lo=0.0, lo_open=True)
+
+
+class Leaves(NamedTuple):
+    """``params`` and ``grads`` flattened once, with the structure to rebuild them."""
+
+    params: list[Array]
+    grads: list[Array]
+    treedef: tree.TreeDef
+
+
+def flat_pair(component: str, params: PyTree, grads: PyTree) -> Leaves:
+    """Flatten params and grads; a structure, shape or dtype mismatch is a clear error."""
+    p_leaves, p_def = tree.flatten(params)
+    g_leaves, g_def = tree.flatten(grads)
+    if g_def != p_def:
+        tree.assert_same_structure(params, grads, ("params", "grads"))
+    for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
+        if not isinstance(g, np.ndarray) or g.shape != np.shape(p) or g.dtype != p.dtype:
+            path = tree.keystr(tree.leaves_with_path(grads)[i][0], "grads")
+            raise fail(component, path, f"must be an array of shape {np.shape(p)} and dtype "
+                       f"{np.asarray(p).dtype} like params", describe(g))
+    return Leaves(p_leaves, g_leaves, p_def)
+
+
+def chain(*parts: Any) -> Any:
+    """Compose wrappers (gradient transforms) in front of an optimizer.
+
+    ``chain(w1, ..., wk, opt)`` is the optimizer ``w1(...(wk(opt)))``: grads
+    go through ``w1`` first, then ``w2``, ..., then ``opt`` updates the
+    params. ``chain(w1, ..., wk)`` (no optimizer) is itself a wrapper, and
+    ``chain()`` is the identity wrapper.
+
+    Raises:
+        TypeError: if a part is neither a wrapper nor (last) an optimizer.
+
+    >>> from nnfunc.optim import adam, clip_by_global_norm, l2
+    >>> opt = chain(clip_by_global_norm(1.0), l2(1e-4), adam(1e-3))
+    >>> opt.name
+    'clip_by_global_norm(1) | l2(0.0001) | adam'
+    """
+    *wrappers, last = parts if parts else (None,)
+    if isinstance(last, Optimizer):
+        base: Optimizer | None = last
+    else:
+        base = None
+        wrappers = list(parts)
+    for i, w in enumerate(wrappers):
+        if isinstance(w, Optimizer) or not callable(w):
+            where = "only the last part may be an optimizer" if isinstance(w, Optimizer) \
+                else "must be a wrapper such as clip_by_global_norm(1.0)"
+            raise type_fail("optim.chain", f"part {i}", where, describe(w))
+
+    def wrap(opt: Optimizer) -> Optimizer:
+        for w in reversed(wrappers):
+            opt = w(opt)
+        return opt
+
+    return wrap(base) if base is not None else wrap

@@ -1,0 +1,430 @@
+"""The optimizers: the formula sheet's six, with its errata, and their common variants.
+
+Each factory returns an :class:`~nnfunc.optim.base.Optimizer` whose state is
+an :class:`~nnfunc.optim.base.OptState` with the rule's slots. Notation:
+``θ`` params, ``g`` grads, ``η`` the learning rate of this step (a number or
+``schedule(step)``), ``t`` the step count after this update (1 on the first).
+Every rule keeps the params' dtype in its slots and results.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from nnfunc import tree
+from nnfunc._validate import describe, finite_float, type_fail
+from nnfunc.optim.base import (
+    LearningRate,
+    Optimizer,
+    OptState,
+    current_lr,
+    decay_rate,
+    flat_pair,
+    learning_rate,
+    positive,
+)
+from nnfunc.typing import Array, PyTree
+
+__all__ = ["AdaDeltaSlots", "AdamSlots", "MomentumSlots", "NoSlots", "SquareSlots", "adadelta",
+           "adagrad", "adam", "adamw", "momentum", "rmsprop", "sgd"]
+
+Leaves = list[Array]
+Apply = Callable[[Leaves, Leaves, Sequence[Leaves], float, int], tuple[Leaves, list[Leaves]]]
+
+
+def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Apply) -> Optimizer:
+    """An optimizer from an update rule over leaf lists.
+
+    ``apply(params, grads, slots, lr, t) -> (new_params, new_slots)`` sees
+    flat lists of arrays (``slots`` is one list per slot, zeros at first).
+    """
+    schedule = learning_rate(lr, name)
+
+    def init(params: PyTree) -> OptState:
+        leaves, treedef = tree.flatten(params)
+        for path, leaf in tree.leaves_with_path(params):
+            if not (isinstance(leaf, np.ndarray) and leaf.dtype.kind == "f"):
+                raise type_fail(name, tree.keystr(path, "params"),
+                                "must be a floating-point array", describe(leaf))
+        slots = slot_type(*(tree.unflatten(treedef, [np.zeros_like(p) for p in leaves])
+                            for _ in range(n_slots)))
+        return OptState(params, 0, current_lr(name, schedule, 0, 1.0), 1.0, slots)
+
+    def update(state: OptState, grads: PyTree) -> tuple[OptState, PyTree]:
+        if not isinstance(state, OptState):
+            raise type_fail(name, "state", "must be this optimizer's state (from init)",
+                            describe(state))
+        leaves = flat_pair(name, state.params, grads)
+        eta = current_lr(name, schedule, state.step, state.lr_scale)
+        slot_leaves = [tree.leaves(s) for s in state.slots]
+        new_p, new_slots = apply(leaves.params, leaves.grads, slot_leaves, eta, state.step + 1)
+        params = tree.unflatten(leaves.treedef, new_p)
+        slots = slot_type(*(tree.unflatten(leaves.treedef, s) for s in new_slots))
+        return OptState(params, state.step + 1, eta, state.lr_scale, slots), params
+
+    return Optimizer(init, update, name)
+
+
+def _c(x: Array, value: float) -> Any:
+    """``value`` as a scalar of ``x``'s dtype, so float32 stays float32."""
+    return x.dtype.type(value)
+
+
+# -- SGD and momentum -------------------------------------------------------------------
+
+class NoSlots(NamedTuple):
+    """Plain SGD keeps no slots."""
+
+
+class MomentumSlots(NamedTuple):
+    """The velocity ``v`` (shaped like params)."""
+
+    v: PyTree
+
+
+def sgd(lr: LearningRate = 0.01, *, momentum: float = 0.0, nesterov: bool = False) -> Optimizer:
+    """Stochastic gradient descent, optionally with heavy-ball or Nesterov momentum.
+
+    Plain (``momentum=0``): ``θ ← θ - η g``.
+    Heavy-ball (Polyak, 1964): ``v ← μ v + g``; ``θ ← θ - η v``.
+    Nesterov (Sutskever et al., 2013): ``v ← μ v + g``; ``θ ← θ - η (g + μ v)``.
+    (For the formula sheet's averaged form ``v ← γv + (1-γ)g`` see :func:`momentum`.)
+
+    Args:
+        lr: learning rate ``η``, a number or a schedule ``step -> η``.
+        momentum: ``μ`` in ``[0, 1)``.
+        nesterov: use the Nesterov look-ahead (needs ``momentum > 0``).
+
+    Raises:
+        ValueError: ``lr`` negative or not finite; ``momentum`` outside [0, 1).
+
+    >>> import numpy as np
+    >>> opt = sgd(0.1)
+    >>> state, params = opt.update(opt.init({"w": np.ones(2)}), {"w": np.ones(2)})
+    >>> params["w"].tolist()
+    [0.9, 0.9]
+    """
+    mu = decay_rate(momentum, "sgd", "momentum")
+    if nesterov and mu == 0:
+        raise ValueError("sgd: nesterov=True needs momentum > 0; got momentum 0.0")
+    if mu == 0:
+        def plain(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
+                  t: int) -> tuple[Leaves, list[Leaves]]:
+            return [p - _c(p, eta) * g for p, g in zip(ps, gs)], []
+
+        return _rule("sgd", lr, NoSlots, 0, plain)
+
+    def heavy_ball(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
+                   t: int) -> tuple[Leaves, list[Leaves]]:
+        new_p, new_v = [], []
+        for p, g, v in zip(ps, gs, slots[0]):
+            v2 = _c(v, mu) * v + g
+            step = g + _c(v, mu) * v2 if nesterov else v2
+            new_p.append(p - _c(p, eta) * step)
+            new_v.append(v2)
+        return new_p, [new_v]
+
+    return _rule("sgd_nesterov" if nesterov else "sgd_momentum", lr, MomentumSlots, 1,
+                 heavy_ball)
+
+
+def momentum(lr: LearningRate = 0.01, gamma: float = 0.9) -> Optimizer:
+    """Momentum as on the formula sheet: an exponential average of the gradients.
+
+    ``v ← γ v + (1 - γ) g``;  ``θ ← θ - η v``. The average damps ``v`` by
+    ``1 - γ`` compared with heavy-ball momentum (``sgd(lr, momentum=γ)``),
+    so it needs a ``1/(1-γ)`` larger ``η`` for the same step (ERRATA 11).
+
+    Args:
+        lr: learning rate ``η`` (number or schedule).
+        gamma: ``γ`` in ``[0, 1)``.
+
+    Raises:
+        ValueError: ``lr`` negative or not finite; ``gamma`` outside [0, 1).
+
+    >>> import numpy as np
+    >>> opt = momentum(1.0, gamma=0.5)
+    >>> _, params = opt.update(opt.init(np.zeros(1)), np.ones(1))
+    >>> params.tolist()
+    [-0.5]
+    """
+    gam = decay_rate(gamma, "momentum", "gamma")
+
+    def apply(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
+              t: int) -> tuple[Leaves, list[Leaves]]:
+        new_v = [_c(v, gam) * v + _c(g, 1 - gam) * g for g, v in zip(gs, slots[0])]
+        return [p - _c(p, eta) * v for p, v in zip(ps, new_v)], [new_v]
+
+    return _rule("momentum", lr, MomentumSlots, 1, apply)
+
+
+# -- AdaGrad, RMSProp, AdaDelta -----------------------------------------------------------
+
+class SquareSlots(NamedTuple):
+    """The accumulated squared gradients ``v``."""
+
+    v: PyTree
+
+
+def adagrad(lr: LearningRate = 0.01, eps: float = 1e-8) -> Optimizer:
+    """AdaGrad (Duchi et al., 2011): per-coordinate steps shrink with the gradient history.
+
+    ``v ← v + g²``;  ``θ ← θ - η g / (√v + ε)``  (ε ≈ 1e-8; the sheet's
+    "10^8" is a typo, ERRATA 12).
+
+    Raises:
+        ValueError: ``lr`` negative or not finite; ``eps`` not > 0.
+
+    >>> import numpy as np
+    >>> opt = adagrad(0.1)
+    >>> _, params = opt.update(opt.init(np.zeros(1)), np.full(1, 3.0))
+    >>> np.round(params, 6).tolist()
+    [-0.1]
+    """
+    e = positive(eps, "adagrad", "eps")
+
+    def apply(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
+              t: int) -> tuple[Leaves, list[Leaves]]:
+        new_v = [v + g * g for g, v in zip(gs, slots[0])]
+        new_p = [p - _c(p, eta) * g / (np.sqrt(v) + _c(v, e))
+                 for p, g, v in zip(ps, gs, new_v)]
+        return new_p, [new_v]
+
+    return _rule("adagrad", lr, SquareSlots, 1, apply)
+
+
+def rmsprop(lr: LearningRate = 0.001, rho: float = 0.9, eps: float = 1e-8) -> Optimizer:
+    """RMSProp (Tieleman & Hinton, 2012): steps scaled by a moving RMS of the gradients.
+
+    ``v ← ρ v + (1 - ρ) g²``;  ``θ ← θ - η g / (√v + ε)``.
+
+    Raises:
+        ValueError: ``lr`` negative or not finite; ``rho`` outside [0, 1); ``eps`` not > 0.
+
+    >>> import numpy as np
+    >>> opt = rmsprop(0.01, rho=0.0)
+    >>> _, params = opt.update(opt.init(np.zeros(1)), np.full(1, 2.0))
+    >>> np.round(params, 6).tolist()
+    [-0.01]
+    """
+    r = decay_rate(rho, "rmsprop", "rho")
+    e = positive(eps, "rmsprop", "eps")
+
+    def apply(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
+              t: int) -> tuple[Leaves, list[Leaves]]:
+        new_v = [_c(v, r) * v + _c(g, 1 - r) * (g * g) for g, v in zip(gs, slots[0])]
+        new_p = [p - _c(p, eta) * g / (np.sqrt(v) + _c(v, e))
+                 for p, g, v in zip(ps, gs, new_v)]
+        return new_p, [new_v]
+
+    return _rule("rmsprop", lr, SquareSlots, 1, apply)
+
+
+class AdaDeltaSlots(NamedTuple):
+    """Running averages of squared gradients ``eg2`` and squared updates ``edx2``."""
+
+    eg2: PyTree
+    edx2: PyTree
+
+
+def adadelta(rho: float = 0.95, eps: float = 1e-6, lr: LearningRate = 1.0) -> Optimizer:
+    """AdaDelta (Zeiler, 2012): unit-consistent steps from two running averages.
+
+    ``E[g²] ← ρ E[g²] + (1 - ρ) g²``;
+    ``Δ = -(√(E[Δ²] + ε) / √(E[g²] + ε)) g``;
+    ``E[Δ²] ← ρ E[Δ²] + (1 - ρ) Δ²``;  ``θ ← θ + η Δ`` (``η = 1`` in the paper).
+    The formula sheet's ``-(√Δθ_t + ε)/(√v + ε)`` is garbled (ERRATA 13).
+
+    Raises:
+        ValueError: ``rho`` outside [0, 1); ``eps`` not > 0; ``lr`` negative or not finite.
+
+    >>> import numpy as np
+    >>> opt = adadelta(rho=0.0, eps=1e-6)
+    >>> _, params = opt.update(opt.init(np.zeros(1)), np.ones(1))
+    >>> np.round(params, 6).tolist()
+    [-0.001]
+    """
+    r = decay_rate(rho, "adadelta", "rho")
+    e = positive(eps, "adadelta", "eps")
+
+    def apply(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
+              t: int) -> tuple[Leaves, list[Leaves]]:
+        new_p, new_eg2, new_edx2 = [], [], []
+        for p, g, eg2, edx2 in zip(ps, gs, slots[0], slots[1]):
+            eg2_2 = _c(eg2, r) * eg2 + _c(g, 1 - r) * (g * g)
+            delta = -np.sqrt(edx2 + _c(edx2, e)) / np.sqrt(eg2_2 + _c(eg2, e)) * g
+            new_edx2.append(_c(edx2, r) * edx2 + _c(delta, 1 - r) * (delta * delta))
+            new_eg2.append(eg2_2)
+            new_p.append(p + _c(p, eta) * delta)
+        return new_p, [new_eg2, new_edx2]
+
+    return _rule("adadelta", lr, AdaDeltaSlots, 2, apply)
+
+
+# -- Adam and AdamW ------------------------------------------------------------------------
+
+class AdamSlots(NamedTuple):
+    """First and second moment estimates ``m`` and ``v``."""
+
+    m: PyTree
+    v: PyTree
+
+
+_CHUNK = 1 << 17
+"""Elements per chunk of the fused Adam kernel: each array's chunk (512 KiB in
+float32) streams through cache once instead of once per arithmetic op."""
+
+_PARALLEL_MIN = 1 << 18
+"""Below this many elements in all, threads cost more than they save."""
+
+
+def _workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+_POOL: list[Executor] = []
+
+
+def _pool() -> Executor:
+    # One lazily made pool, kept for the process: creating threads per step
+    # would cost more than the work they share. It holds no training state.
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(_workers(), thread_name_prefix="nnfunc-adam"))
+    return _POOL[0]
+
+
+class _AdamScalars(NamedTuple):
+    b1: float
+    b2: float
+    lr_hat: float  # η √(1-β₂ᵗ) / (1-β₁ᵗ)
+    eps_hat: float  # ε √(1-β₂ᵗ)
+    decay: float  # 1 - η λ (AdamW), 1 for Adam
+
+
+def _adam_chunk(k: _AdamScalars, p: Array, g: Array, m: Array, v: Array, p2: Array,
+                m2: Array, v2: Array, tmp: Array) -> None:
+    """One chunk of the Adam update into ``p2, m2, v2`` (all 1-D, equal length).
+
+    ``m2 = β₁m + (1-β₁)g``; ``v2 = β₂v + (1-β₂)g²``;
+    ``p2 = decay·p - lr_hat · m2 / (√v2 + eps_hat)``, which is the textbook
+    ``θ - η m̂/(√v̂ + ε)`` with ``m̂ = m/(1-β₁ᵗ)``, ``v̂ = v/(1-β₂ᵗ)`` rearranged
+    so the bias corrections become two scalars.
+    """
+    f = p.dtype.type
+    np.multiply(g, f(1 - k.b1), out=tmp)
+    np.multiply(m, f(k.b1), out=m2)
+    m2 += tmp
+    np.multiply(g, g, out=tmp)
+    tmp *= f(1 - k.b2)
+    np.multiply(v, f(k.b2), out=v2)
+    v2 += tmp
+    np.sqrt(v2, out=tmp)
+    tmp += f(k.eps_hat)
+    np.divide(m2, tmp, out=tmp)
+    tmp *= f(k.lr_hat)
+    if k.decay != 1.0:
+        np.multiply(p, f(k.decay), out=p2)
+        p2 -= tmp
+    else:
+        np.subtract(p, tmp, out=p2)
+
+
+def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves,
+                 vs: Leaves) -> tuple[Leaves, Leaves, Leaves]:
+    """The fused Adam update of every leaf: one pass over memory per array,
+    chunks shared among the machine's (up to two) cores."""
+    flat = [[np.ascontiguousarray(a).reshape(-1) for a in arrs] for arrs in (ps, gs, ms, vs)]
+    outs = [[np.empty(p.shape, p.dtype) for p in ps] for _ in range(3)]
+    out_flat = [[o.reshape(-1) for o in arrs] for arrs in outs]
+    jobs = [(i, lo, min(lo + _CHUNK, p.size)) for i, p in enumerate(flat[0])
+            for lo in range(0, p.size, _CHUNK)]
+
+    def run(part: list[tuple[int, int, int]]) -> None:
+        if not part:
+            return
+        tmp = np.empty(min(_CHUNK, max(hi - lo for _, lo, hi in part)), flat[0][0].dtype)
+        for i, lo, hi in part:
+            s = slice(lo, hi)
+            _adam_chunk(k, flat[0][i][s], flat[1][i][s], flat[2][i][s], flat[3][i][s],
+                        out_flat[0][i][s], out_flat[1][i][s], out_flat[2][i][s],
+                        tmp[:hi - lo])
+
+    total = sum(p.size for p in flat[0])
+    if total < _PARALLEL_MIN or _workers() == 1 or len(jobs) < 2:
+        run(jobs)
+    else:
+        # split the chunks into two halves of about equal size
+        sizes = np.cumsum([hi - lo for _, lo, hi in jobs])
+        cut = int(np.searchsorted(sizes, total / 2)) + 1
+        other = _pool().submit(run, jobs[cut:])
+        run(jobs[:cut])
+        other.result()
+    return outs[0], outs[1], outs[2]
+
+
+def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
+               weight_decay: float) -> Optimizer:
+    beta1 = decay_rate(b1, name, "b1")
+    beta2 = decay_rate(b2, name, "b2")
+    e = positive(eps, name, "eps")
+    wd = finite_float(weight_decay, name, "weight_decay", lo=0.0)
+
+    def apply(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
+              t: int) -> tuple[Leaves, list[Leaves]]:
+        bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+        k = _AdamScalars(beta1, beta2, eta * math.sqrt(bc2) / bc1, e * math.sqrt(bc2),
+                         1 - eta * wd)
+        new_p, new_m, new_v = _adam_leaves(k, ps, gs, slots[0], slots[1])
+        return new_p, [new_m, new_v]
+
+    return _rule(name, lr, AdamSlots, 2, apply)
+
+
+def adam(lr: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999,
+         eps: float = 1e-8) -> Optimizer:
+    """Adam (Kingma & Ba, 2015): momentum with per-coordinate RMS scaling.
+
+    With ``t`` counted from 1 on the first update (ERRATA 14: the sheet's
+    ``1 - β^t`` with ``t = 0`` divides by zero):
+    ``m ← β₁m + (1-β₁)g``;  ``v ← β₂v + (1-β₂)g²``;
+    ``m̂ = m/(1-β₁ᵗ)``;  ``v̂ = v/(1-β₂ᵗ)``;  ``θ ← θ - η m̂/(√v̂ + ε)``.
+
+    The update is fused: each array streams through memory once, in chunks
+    shared between two cores for large models.
+
+    Raises:
+        ValueError: ``lr`` negative or not finite; ``b1``/``b2`` outside [0, 1); ``eps`` not > 0.
+
+    >>> import numpy as np
+    >>> opt = adam(0.1)
+    >>> _, params = opt.update(opt.init(np.zeros(2)), np.array([3.0, -0.5]))
+    >>> np.round(params, 6).tolist()   # the first Adam step is η·sign(g)
+    [-0.1, 0.1]
+    """
+    return _adam_like("adam", lr, b1, b2, eps, 0.0)
+
+
+def adamw(lr: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+          weight_decay: float = 0.01) -> Optimizer:
+    """AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay.
+
+    As :func:`adam`, but ``θ ← θ - η (m̂/(√v̂ + ε) + λ θ)``: the decay acts on
+    the params directly instead of being added to ``g`` (where Adam's scaling
+    would distort it, as ``l2`` in a chain does).
+
+    Raises:
+        ValueError: as :func:`adam`, and ``weight_decay`` negative or not finite.
+
+    >>> import numpy as np
+    >>> opt = adamw(0.1, weight_decay=0.5)
+    >>> _, params = opt.update(opt.init(np.ones(1)), np.zeros(1))
+    >>> np.round(params, 6).tolist()   # zero gradient: only the decay, θ(1 - ηλ)
+    [0.95]
+    """
+    return _adam_like("adamw", lr, b1, b2, eps, weight_decay)
