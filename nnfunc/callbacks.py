@@ -23,11 +23,12 @@ import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from nnfunc import optim
 from nnfunc._validate import describe, fail, finite_float, positive_int, type_fail
 from nnfunc.typing import PyTree
 
 __all__ = ["Callback", "Decision", "EpochInfo", "as_callback", "checkpoint", "early_stopping",
-           "terminate_on_nan"]
+           "reduce_lr_on_plateau", "terminate_on_nan"]
 
 
 class EpochInfo(NamedTuple):
@@ -133,6 +134,54 @@ def early_stopping(monitor: str = "val_loss", *, patience: int = 5, min_delta: f
         return None
 
     return Callback(init, on_epoch_end, on_train_end)
+
+
+class _Plateau(NamedTuple):
+    best: float
+    wait: int
+    cooldown: int
+
+
+def reduce_lr_on_plateau(monitor: str = "val_loss", *, factor: float = 0.1, patience: int = 3,
+                         min_delta: float = 0.0, min_lr: float = 0.0, cooldown: int = 0,
+                         mode: str = "auto") -> Callback:
+    """Multiply the learning rate by ``factor`` when ``monitor`` stops improving.
+
+    After ``patience`` epochs without an improvement of ``min_delta``, the
+    optimizer state's learning-rate scale is multiplied by ``factor`` (see
+    :func:`nnfunc.optim.scale_lr`; it works with schedules too), never
+    taking the learning rate below ``min_lr``; then ``cooldown`` epochs pass
+    before counting again.
+
+    Raises:
+        ValueError: ``factor`` outside (0, 1), bad ``patience``/``min_delta``/``min_lr``.
+    """
+    f = finite_float(factor, "reduce_lr_on_plateau", "factor", lo=0.0, hi=1.0, lo_open=True,
+                     hi_open=True)
+    patience = positive_int(patience, "reduce_lr_on_plateau", "patience")
+    delta = finite_float(min_delta, "reduce_lr_on_plateau", "min_delta", lo=0.0)
+    floor = finite_float(min_lr, "reduce_lr_on_plateau", "min_lr", lo=0.0)
+    if isinstance(cooldown, bool) or not isinstance(cooldown, int) or cooldown < 0:
+        raise fail("reduce_lr_on_plateau", "cooldown", "must be an int >= 0", cooldown)
+    better = _better(mode, monitor)
+
+    def on_epoch_end(state: _Plateau | None,
+                     info: EpochInfo) -> tuple[_Plateau, Decision | None]:
+        value = _monitored("reduce_lr_on_plateau", monitor, info.logs)
+        if state is None or better(value, state.best, delta):
+            return _Plateau(value, 0, max(0, state.cooldown - 1) if state else 0), None
+        if state.cooldown > 0:
+            return state._replace(cooldown=state.cooldown - 1), None
+        if state.wait + 1 < patience:
+            return state._replace(wait=state.wait + 1), None
+        lr = optim.lr_of(info.opt_state)
+        new_lr = max(lr * f, floor)
+        fresh = _Plateau(state.best, 0, cooldown)
+        if lr <= 0 or new_lr >= lr:
+            return fresh, None
+        return fresh, Decision(opt_state=optim.scale_lr(info.opt_state, new_lr / lr))
+
+    return Callback(lambda: None, on_epoch_end)
 
 
 def terminate_on_nan(monitor: str = "loss") -> Callback:

@@ -222,3 +222,25 @@ def test_progress_prints_one_line_per_epoch_off_a_terminal() -> None:
     ]
     assert format_line(0, 1, 1, 4, 2.0, {"loss": 0.5}, width=4) == \
         "epoch 1/1 [#...] 1/4 loss 0.5000 eta 6.0s"
+
+
+def test_reduce_lr_on_plateau_scales_the_optimizer_lr() -> None:
+    from nnfunc import optim
+    from nnfunc.callbacks import reduce_lr_on_plateau
+
+    model, params, x, y = _problem()
+    lrs: list[float] = []
+    # min_delta so large that no epoch counts as an improvement: after the first
+    # epoch sets the baseline, each epoch (patience 1) halves the learning rate
+    fit(model, losses.softmax_cross_entropy, optim.sgd(0.4), params, (x, y), epochs=4,
+        batch_size=30, key=random.key(0), progress=False,
+        callbacks=[reduce_lr_on_plateau("loss", factor=0.5, patience=1, min_delta=1e9),
+                   lambda info: lrs.append(optim.lr_of(info.opt_state))])
+    assert lrs == pytest.approx([0.4, 0.2, 0.1, 0.05])
+    floor: list[float] = []
+    fit(model, losses.softmax_cross_entropy, optim.sgd(0.4), params, (x, y), epochs=4,
+        batch_size=30, key=random.key(0), progress=False,
+        callbacks=[reduce_lr_on_plateau("loss", factor=0.5, patience=1, min_delta=1e9,
+                                        min_lr=0.15),
+                   lambda info: floor.append(optim.lr_of(info.opt_state))])
+    assert floor == pytest.approx([0.4, 0.2, 0.15, 0.15])
