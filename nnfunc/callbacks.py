@@ -17,7 +17,6 @@ epoch and may return ``None`` or a :class:`Decision`.
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 from collections.abc import Callable
@@ -205,8 +204,8 @@ def checkpoint(path: str | os.PathLike[str], *, every: int = 1) -> Callback:
     every = positive_int(every, "checkpoint", "every")
 
     def save(info: EpochInfo) -> None:
-        # imported on use: fit needs nnfunc.io only when it saves
-        io = importlib.import_module("nnfunc.io")
+        from nnfunc import io  # on use: fit needs the checkpoint module only to save
+
         io.save(path, {"params": info.params, "opt_state": info.opt_state,
                        "epoch": info.epoch, "history": info.history})
 

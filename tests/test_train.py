@@ -244,3 +244,25 @@ def test_reduce_lr_on_plateau_scales_the_optimizer_lr() -> None:
                                         min_lr=0.15),
                    lambda info: floor.append(optim.lr_of(info.opt_state))])
     assert floor == pytest.approx([0.4, 0.2, 0.15, 0.15])
+
+
+def test_resuming_from_a_checkpoint_file_is_bit_identical(tmp_path: Any) -> None:
+    from nnfunc import io, optim
+    from nnfunc.callbacks import checkpoint
+
+    model, params, x, y = _problem()
+    opt = optim.adam(0.01)
+    path = tmp_path / "ck.npz"
+    full = fit(model, losses.softmax_cross_entropy, opt, params, (x, y), epochs=4,
+               batch_size=16, key=random.key(9), progress=False)
+    fit(model, losses.softmax_cross_entropy, opt, params, (x, y), epochs=2, batch_size=16,
+        key=random.key(9), progress=False, callbacks=[checkpoint(path)])
+    template = {"params": params, "opt_state": opt.init(params), "epoch": 0,
+                "history": {"loss": [0.0, 0.0], "time": [0.0, 0.0]}}
+    ck = io.load(path, like=template)
+    assert ck["epoch"] == 2
+    rest = fit(model, losses.softmax_cross_entropy, opt, ck["params"], (x, y), epochs=4,
+               batch_size=16, key=random.key(9), progress=False, opt_state=ck["opt_state"],
+               initial_epoch=ck["epoch"])
+    tree.map(np.testing.assert_array_equal, full.params, rest.params)
+    tree.map(np.testing.assert_array_equal, full.opt_state, rest.opt_state)
