@@ -25,6 +25,7 @@ path where they differ.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -84,8 +85,21 @@ _LEAF = TreeDef("leaf", (), ())
 _NONE = TreeDef("none", (), ())
 
 
-def _is_namedtuple(node: object) -> bool:
-    return isinstance(node, tuple) and hasattr(type(node), "_fields")
+_FIELDS: dict[Any, tuple[Field, ...] | None] = {}
+
+
+def _namedtuple_fields(kind: Any) -> tuple[Field, ...] | None:
+    """The fields of a ``NamedTuple`` class (``None`` for other classes).
+
+    Memoized per class: a fact about the class, computed once, not state.
+    """
+    try:
+        return _FIELDS[kind]
+    except KeyError:
+        fields = (tuple(Field(f) for f in kind._fields)
+                  if issubclass(kind, tuple) and hasattr(kind, "_fields") else None)
+        _FIELDS[kind] = fields
+        return fields
 
 
 def _children(node: Any) -> tuple[Any, tuple[PathEntry, ...], list[Any]] | None:
@@ -102,9 +116,8 @@ def _children(node: Any) -> tuple[Any, tuple[PathEntry, ...], list[Any]] | None:
         keys.sort()
         return dict, tuple(keys), [node[k] for k in keys]
     if isinstance(node, tuple):
-        if _is_namedtuple(node):
-            named: Any = type(node)
-            fields = tuple(Field(f) for f in named._fields)
+        fields = _namedtuple_fields(type(node))
+        if fields is not None:
             return type(node), fields, list(node)
         return tuple, tuple(range(len(node))), list(node)
     if isinstance(node, list):
@@ -228,6 +241,64 @@ def assert_same_structure(a: PyTree, b: PyTree, names: Sequence[str] = ("a", "b"
     map_with_path(check, a, b, names=names)
 
 
+def _flatten_into(node: Any, out: list[Any]) -> TreeDef:
+    """Append ``node``'s leaves to ``out`` and return its structure (one pass).
+
+    Exact types are tested first: this runs several times per training step.
+    """
+    kind = type(node)
+    if kind is dict:
+        keys = sorted(node) if all(type(k) is str for k in node) else _str_keys(node)
+        return TreeDef(dict, tuple(keys), tuple(_flatten_into(node[k], out) for k in keys))
+    if kind is tuple:
+        return TreeDef(tuple, (), tuple([_flatten_into(c, out) for c in node]))
+    if kind is list:
+        return TreeDef(list, (), tuple([_flatten_into(c, out) for c in node]))
+    if node is None:
+        return _NONE
+    if kind is np.ndarray:
+        out.append(node)
+        return _LEAF
+    fields = _namedtuple_fields(kind) if isinstance(node, tuple) else None
+    if fields is not None:
+        return TreeDef(kind, fields, tuple([_flatten_into(c, out) for c in node]))
+    got = _children(node)
+    if got is None:
+        out.append(node)
+        return _LEAF
+    kind, entries, kids = got
+    names: tuple[str, ...] = () if kind in (list, tuple) else tuple(str(e) for e in entries)
+    return TreeDef(kind, names, tuple(_flatten_into(k, out) for k in kids))
+
+
+def _str_keys(node: dict[Any, Any]) -> list[str]:
+    got = _children(node)  # raises the TypeError naming the bad key
+    assert got is not None
+    return [str(k) for k in got[1]]
+
+
+def _leaves_into(node: Any, out: list[Any]) -> None:
+    kind = type(node)
+    if kind is np.ndarray:
+        out.append(node)
+    elif kind is tuple or kind is list or (isinstance(node, tuple)
+                                           and _namedtuple_fields(kind) is not None):
+        for c in node:
+            _leaves_into(c, out)
+    elif kind is dict and all(type(k) is str for k in node):
+        for k in sorted(node):
+            _leaves_into(node[k], out)
+    elif node is None:
+        return
+    else:
+        got = _children(node)
+        if got is None:
+            out.append(node)
+        else:
+            for c in got[2]:
+                _leaves_into(c, out)
+
+
 def _iter_leaves(node: Any, path: Path) -> Iterator[tuple[Path, Any]]:
     got = _children(node)
     if got is None:
@@ -245,35 +316,49 @@ def leaves_with_path(tree: PyTree) -> list[tuple[Path, Any]]:
 
 def leaves(tree: PyTree) -> list[Any]:
     """The leaves in traversal order."""
-    return [leaf for _, leaf in _iter_leaves(tree, ())]
+    out: list[Any] = []
+    _leaves_into(tree, out)
+    return out
 
 
 def num_leaves(tree: PyTree) -> int:
     """How many leaves ``tree`` has."""
-    return sum(1 for _ in _iter_leaves(tree, ()))
+    return len(leaves(tree))
 
 
 def structure(tree: PyTree) -> TreeDef:
     """The :class:`TreeDef` of ``tree``."""
-    got = _children(tree)
-    if got is None:
-        return _LEAF
-    kind, entries, kids = got
-    if kind == "none":
-        return _NONE
-    keys = () if kind in (list, tuple) else tuple(str(e) for e in entries)
-    return TreeDef(kind, keys, tuple(structure(k) for k in kids))
+    return _flatten_into(tree, [])
 
 
 def flatten(tree: PyTree) -> tuple[list[Any], TreeDef]:
-    """``(leaves, treedef)``; :func:`unflatten` inverts it."""
-    return leaves(tree), structure(tree)
+    """``(leaves, treedef)`` in one pass; :func:`unflatten` inverts it."""
+    out: list[Any] = []
+    treedef = _flatten_into(tree, out)
+    return out, treedef
 
 
+@functools.lru_cache(maxsize=512)
 def _count(treedef: TreeDef) -> int:
     if treedef.kind == "leaf":
         return 1
     return sum(_count(c) for c in treedef.children)
+
+
+def _build(td: TreeDef, it: Iterator[Any]) -> Any:
+    kind = td.kind
+    if kind == "leaf":
+        return next(it)
+    if kind == "none":
+        return None
+    kids = [_build(c, it) for c in td.children]
+    if kind is tuple:
+        return tuple(kids)
+    if kind is list:
+        return kids
+    if kind is dict:
+        return dict(zip(td.keys, kids))
+    return kind(*kids)
 
 
 def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
@@ -284,16 +369,7 @@ def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
             f"tree.unflatten: leaves must number {expected} for structure {treedef!r}; "
             f"got {len(leaves)}"
         )
-    it = iter(leaves)
-
-    def build(td: TreeDef) -> Any:
-        if td.kind == "leaf":
-            return next(it)
-        kids = [build(c) for c in td.children]
-        entries: Sequence[PathEntry] = td.keys if td.kind is dict else range(len(kids))
-        return _rebuild(td.kind, list(entries), kids)
-
-    return build(treedef)
+    return _build(treedef, iter(leaves))
 
 
 def zeros_like(tree: PyTree) -> Any:

@@ -169,7 +169,7 @@ def flat_pair(component: str, params: PyTree, grads: PyTree) -> Leaves:
     if g_def != p_def:
         tree.assert_same_structure(params, grads, ("params", "grads"))
     for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
-        if not isinstance(g, np.ndarray) or g.shape != np.shape(p) or g.dtype != p.dtype:
+        if type(g) is not np.ndarray or g.shape != p.shape or g.dtype != p.dtype:
             path = tree.keystr(tree.leaves_with_path(grads)[i][0], "grads")
             raise fail(component, path, f"must be an array of shape {np.shape(p)} and dtype "
                        f"{np.asarray(p).dtype} like params", describe(g))

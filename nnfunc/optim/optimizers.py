@@ -335,27 +335,37 @@ def _adam_chunk(k: _AdamScalars, p: Array, g: Array, m: Array, v: Array, p2: Arr
         np.subtract(p, tmp, out=p2)
 
 
+_GROUP_MAX = 1 << 14
+"""Leaves smaller than this are concatenated and updated in one run of the
+kernel: for small arrays each NumPy call's fixed cost (~1 µs) dominates."""
+
+
 def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves,
                  vs: Leaves) -> tuple[Leaves, Leaves, Leaves]:
     """The fused Adam update of every leaf: one pass over memory per array,
-    chunks shared among the machine's (up to two) cores."""
-    flat = [[np.ascontiguousarray(a).reshape(-1) for a in arrs] for arrs in (ps, gs, ms, vs)]
-    outs = [[np.empty(p.shape, p.dtype) for p in ps] for _ in range(3)]
-    out_flat = [[o.reshape(-1) for o in arrs] for arrs in outs]
-    jobs = [(i, lo, min(lo + _CHUNK, p.size)) for i, p in enumerate(flat[0])
-            for lo in range(0, p.size, _CHUNK)]
+    small leaves batched into one run, chunks shared among (up to two) cores."""
+    small = [i for i, p in enumerate(ps) if p.size < _GROUP_MAX]
+    large = [i for i, p in enumerate(ps) if p.size >= _GROUP_MAX]
+    # each unit is (p, g, m, v) as 1-D arrays; the small leaves form one unit
+    units = [[np.ascontiguousarray(a[i]).reshape(-1) for a in (ps, gs, ms, vs)] for i in large]
+    if small:
+        units.append([np.concatenate([a[i].reshape(-1) for i in small])
+                      for a in (ps, gs, ms, vs)])
+    outs = [[np.empty_like(u[0]) for u in units] for _ in range(3)]
+    jobs = [(j, lo, min(lo + _CHUNK, u[0].size)) for j, u in enumerate(units)
+            for lo in range(0, u[0].size, _CHUNK)]
 
     def run(part: list[tuple[int, int, int]]) -> None:
         if not part:
             return
-        tmp = np.empty(min(_CHUNK, max(hi - lo for _, lo, hi in part)), flat[0][0].dtype)
-        for i, lo, hi in part:
+        tmp = np.empty(max(hi - lo for _, lo, hi in part), units[0][0].dtype)
+        for j, lo, hi in part:
             s = slice(lo, hi)
-            _adam_chunk(k, flat[0][i][s], flat[1][i][s], flat[2][i][s], flat[3][i][s],
-                        out_flat[0][i][s], out_flat[1][i][s], out_flat[2][i][s],
-                        tmp[:hi - lo])
+            u = units[j]
+            _adam_chunk(k, u[0][s], u[1][s], u[2][s], u[3][s], outs[0][j][s], outs[1][j][s],
+                        outs[2][j][s], tmp[:hi - lo])
 
-    total = sum(p.size for p in flat[0])
+    total = sum(u[0].size for u in units)
     if total < _PARALLEL_MIN or _workers() == 1 or len(jobs) < 2:
         run(jobs)
     else:
@@ -365,7 +375,16 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves,
         other = _pool().submit(run, jobs[cut:])
         run(jobs[:cut])
         other.result()
-    return outs[0], outs[1], outs[2]
+    results: tuple[Leaves, Leaves, Leaves] = ([], [], [])
+    for r, out in zip(results, outs):
+        r.extend([None] * len(ps))  # type: ignore[list-item]
+        for j, i in enumerate(large):
+            r[i] = out[j].reshape(ps[i].shape)
+        offset = 0
+        for i in small:
+            r[i] = out[-1][offset:offset + ps[i].size].reshape(ps[i].shape)
+            offset += ps[i].size
+    return results
 
 
 def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
