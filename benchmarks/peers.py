@@ -1,0 +1,103 @@
+"""Peers: the same training step in scikit-learn and in PyTorch, when installed.
+
+* **scikit-learn** ``MLPClassifier(solver="adam")``: one ``partial_fit`` on
+  exactly ``batch_size`` rows with ``batch_size`` set is one epoch of one
+  minibatch, i.e. one Adam step (input validation included — that is what a
+  user pays per call). scikit-learn computes in the dtype it is given when it
+  supports it (float32 since 1.x), else float64; the dtype it actually used
+  is read back from its weights and printed in the table. ``alpha=0`` (no L2
+  term) to match the other contenders.
+* **PyTorch** eager: ``nn.Sequential`` of ``nn.Linear``/``nn.ReLU``,
+  ``nn.CrossEntropyLoss`` and ``optim.Adam``; one step is ``zero_grad``,
+  forward, loss, ``backward``, ``step``. ``torch.set_num_threads(os.cpu_count())``.
+
+A peer that is not installed is skipped with a note, never an error. Peers
+are optional (the ``bench`` extra installs scikit-learn; torch is installed by
+hand, as a CPU wheel, and is never an extra).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from benchmarks.workloads import Workload, make_batch
+
+
+class PeerStep(NamedTuple):
+    """A peer's ready-to-time step: ``run()`` is one training step."""
+
+    run: Callable[[], Any]
+    dtype: str
+    version: str
+
+
+def sklearn_step(w: Workload, dtype: npt.DTypeLike) -> PeerStep:
+    """scikit-learn's ``MLPClassifier``: one ``partial_fit`` on one batch = one step."""
+    # import_module: the optional peers ship no type information (their objects are Any)
+    sklearn = import_module("sklearn")
+    MLPClassifier = import_module("sklearn.neural_network").MLPClassifier
+
+    x, y = make_batch(w, dtype)
+    clf = MLPClassifier(hidden_layer_sizes=w.hidden, activation="relu", solver="adam",
+                        batch_size=w.batch, learning_rate_init=1e-3, alpha=0.0,
+                        shuffle=False, random_state=0)
+    clf.partial_fit(x, y, classes=np.arange(w.sizes[-1]))  # builds the weights
+
+    def run() -> None:
+        clf.partial_fit(x, y)
+
+    return PeerStep(run, str(clf.coefs_[0].dtype), sklearn.__version__)
+
+
+def torch_step(w: Workload, dtype: npt.DTypeLike) -> PeerStep:
+    """PyTorch eager: ``zero_grad``, forward, cross-entropy, ``backward``, Adam ``step``."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    t_dtype = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+    modules: list[Any] = []
+    for d_in, d_out in w.layer_shapes[:-1]:
+        modules += [torch.nn.Linear(d_in, d_out), torch.nn.ReLU()]
+    modules.append(torch.nn.Linear(*w.layer_shapes[-1]))
+    model = torch.nn.Sequential(*modules).to(t_dtype)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x_np, y_np = make_batch(w, dtype)
+    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
+
+    def run() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    return PeerStep(run, str(t_dtype).removeprefix("torch."), torch.__version__)
+
+
+PEERS: dict[str, Callable[[Workload, npt.DTypeLike], PeerStep]] = {
+    "sklearn": sklearn_step,
+    "torch": torch_step,
+}
+
+
+def available_peers(w: Workload, dtype: npt.DTypeLike,
+                    names: tuple[str, ...] = tuple(PEERS)) -> tuple[dict[str, PeerStep], list[str]]:
+    """The installed peers' steps for ``w``, and one note per peer that was skipped.
+
+    Only a missing package (``ImportError``) skips a peer; any other failure
+    is a bug in the benchmark and propagates.
+    """
+    found: dict[str, PeerStep] = {}
+    notes: list[str] = []
+    for name in names:
+        try:
+            found[name] = PEERS[name](w, dtype)
+        except ImportError as err:
+            notes.append(f"{name} skipped: not installed ({err.name or err})")
+    return found, notes

@@ -1,0 +1,77 @@
+"""Interleaved, paired timing for a shared, noisy machine.
+
+The machine's speed drifts (other tenants, frequency changes): on the large
+workload the floor alone differs up to 2x between processes. So every
+contender is timed in the same process, and each *repeat* times all of them
+back to back, in the same order. Within a repeat a contender runs a block of
+steps (at least ``min_seconds`` long, and at least ``min_steps``) and the
+block's per-step median is its time for that repeat. A contender's ratio to
+the floor is taken within each repeat (paired, so both saw the same drift),
+and the report gives the median over repeats of those paired ratios beside
+the median times.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from statistics import median
+from typing import Any
+
+Step = Callable[[], Any]
+
+
+def block_time(step: Step, min_seconds: float, min_steps: int = 3) -> float:
+    """Median seconds per call of ``step`` over a block of calls.
+
+    The block lasts at least ``min_seconds`` and holds at least ``min_steps``
+    calls; each call is timed on its own, so one preempted call moves the
+    median little.
+    """
+    times: list[float] = []
+    clock = time.perf_counter
+    start = clock()
+    while len(times) < min_steps or clock() - start < min_seconds:
+        t0 = clock()
+        step()
+        times.append(clock() - t0)
+    return median(times)
+
+
+def interleaved(steps: Mapping[str, Step], repeats: int, min_seconds: float,
+                warmup_seconds: float | None = None) -> dict[str, list[float]]:
+    """Seconds per step of each contender in each repeat: ``{name: [t_1, ..., t_repeats]}``.
+
+    Each contender first runs a warm-up block (caches, allocator arenas, BLAS
+    and OpenMP thread pools, lazy imports inside peers); then each repeat
+    times every contender once, in the order of ``steps``.
+    """
+    if repeats < 1:
+        raise ValueError(f"interleaved: repeats must be >= 1, got {repeats}")
+    warm = min_seconds / 2 if warmup_seconds is None else warmup_seconds
+    for step in steps.values():
+        block_time(step, warm, min_steps=2)
+    out: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            out[name].append(block_time(step, min_seconds))
+    return out
+
+
+def paired(times: list[float], floor: list[float]) -> tuple[float, float]:
+    """Median over repeats of ``times / floor`` and of ``times - floor`` (seconds)."""
+    if len(times) != len(floor):
+        raise ValueError(f"paired: {len(times)} times against {len(floor)} floor times")
+    ratio = median(t / f for t, f in zip(times, floor))
+    over = median(t - f for t, f in zip(times, floor))
+    return ratio, over
+
+
+def block_seconds(floor_step_seconds: float, target: float = 0.05, cap: float = 0.6) -> float:
+    """How long a block should last: long enough for many steps on small workloads.
+
+    At least ``target`` seconds; on workloads whose floor step alone is slow,
+    enough for about five floor steps (capped at ``cap``), so the median has
+    something to choose from.
+    """
+    return min(max(target, 5 * floor_step_seconds), cap)

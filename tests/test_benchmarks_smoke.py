@@ -1,0 +1,85 @@
+"""The benchmark package computes what it claims to (no timing is asserted here).
+
+* the floor's products equal the products written out with ``@``;
+* nnfunc's benchmarked step really trains (the loss falls on its fixed batch);
+* a peer that is not installed is skipped with a note, not an error;
+* a tiny run writes a JSON record with the documented keys.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # benchmarks/ is a top-level folder, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import peers  # noqa: E402
+from benchmarks.__main__ import main  # noqa: E402
+from benchmarks.floor import make_floor  # noqa: E402
+from benchmarks.nnfunc_step import make_nnfunc_step  # noqa: E402
+from benchmarks.workloads import WORKLOADS, Workload  # noqa: E402
+
+SMALL = Workload("unit", (6, 5, 4, 3), 7, 1.0, "ratio")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_floor_computes_every_unavoidable_product(dtype: type) -> None:
+    floor = make_floor(SMALL, dtype)
+    floor.step()
+    ws, acts, dys, dws, dxs = floor
+    assert len(ws) == len(dws) == len(dys) == len(dxs) == len(acts) - 1 == 3
+    assert dxs[0] is None  # the input layer needs no dx
+    for i, w in enumerate(ws):
+        assert acts[i + 1].dtype == dws[i].dtype == dtype
+        np.testing.assert_allclose(acts[i + 1], acts[i] @ w, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(dws[i], acts[i].T @ dys[i], rtol=1e-5, atol=1e-6)
+        dx = dxs[i]
+        if dx is not None:
+            np.testing.assert_allclose(dx, dys[i] @ w.T, rtol=1e-5, atol=1e-6)
+    assert floor.flops == 2 * 7 * (6 * 5 * 2 + 5 * 4 * 3 + 4 * 3 * 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nnfunc_step_trains_in_the_requested_dtype(dtype: type) -> None:
+    step = make_nnfunc_step(WORKLOADS["tiny"], dtype)
+    losses = []
+    for _ in range(20):
+        step.run()
+        losses.append(float(step.carry[2]))
+    assert step.carry[2].dtype == dtype
+    assert losses[-1] < losses[0]
+
+
+def test_missing_peer_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_installed(w: Workload, dtype: Any) -> peers.PeerStep:
+        raise ModuleNotFoundError("No module named 'fakepeer'", name="fakepeer")
+
+    monkeypatch.setitem(peers.PEERS, "fakepeer", not_installed)
+    found, notes = peers.available_peers(SMALL, np.float32, names=("fakepeer",))
+    assert found == {}
+    assert notes == ["fakepeer skipped: not installed (fakepeer)"]
+
+
+def test_tiny_run_writes_the_documented_json(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["--workloads", "tiny", "--repeats", "1", "--no-peers", "--no-process", "--no-tune",
+                 "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert set(record) == {"machine", "workloads", "import", "memory"}
+    assert {"cpu", "cpu_count", "numpy", "blas", "dtype", "repeats"} <= set(record["machine"])
+    (tiny,) = record["workloads"]
+    assert tiny["workload"] == "tiny"
+    assert tiny["bar"] == {"kind": "over_us", "value": 120.0}
+    assert set(tiny["contenders"]) == {"floor", "nnfunc"}
+    nn = tiny["contenders"]["nnfunc"]
+    assert {"ms", "ms_per_repeat", "ratio", "over_us", "pass", "dtype"} <= set(nn)
+    assert len(nn["ms_per_repeat"]) == 1
+    assert "tiny" in capsys.readouterr().out
