@@ -94,7 +94,7 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
 
     def backward(params: DenseParams, x: Array, dy: Array,
                  need_dx: bool) -> tuple[DenseParams, Array | None]:
-        db = dy.sum(axis=0) if params.b is not None else None
+        db = np.add.reduce(dy, axis=0) if params.b is not None else None
         dx = dy @ params.w.T if need_dx else None
         return DenseParams(x.T @ dy, db), dx
 

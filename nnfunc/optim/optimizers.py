@@ -56,12 +56,15 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
                             for _ in range(n_slots)))
         return OptState(params, 0, current_lr(name, schedule, 0, 1.0), 1.0, slots)
 
+    fixed = None if callable(lr) else float(lr)
+
     def update(state: OptState, grads: PyTree) -> tuple[OptState, PyTree]:
         if not isinstance(state, OptState):
             raise type_fail(name, "state", "must be this optimizer's state (from init)",
                             describe(state))
         leaves = flat_pair(name, state.params, grads)
-        eta = current_lr(name, schedule, state.step, state.lr_scale)
+        eta = (fixed * state.lr_scale if fixed is not None
+               else current_lr(name, schedule, state.step, state.lr_scale))
         slot_leaves = [tree.leaves(s) for s in state.slots]
         new_p, new_slots = apply(leaves.params, leaves.grads, slot_leaves, eta, state.step + 1)
         params = tree.unflatten(leaves.treedef, new_p)
