@@ -123,16 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     tuned = False if args.no_tune else _tune_allocator()
     info = report.machine_info(args.dtype, args.repeats, tuned)
     print(report.header(info), flush=True)
+    record: dict[str, Any] = {"machine": info, "workloads": [],
+                              "import": None, "memory": None}
+    if not args.no_process:  # first: children inherit the parent's peak RSS (see memory)
+        record["import"] = measure_import()
+        record["memory"] = measure_memory(tune=tuned)
     results = []
     for name in args.names:
         results.append(run_workload(WORKLOADS[name], dtype, args.repeats, peers=not args.no_peers))
         print(f"  {name} done", file=sys.stderr, flush=True)
+    record["workloads"] = results
     print(report.table(results, WORKLOADS))
-    record: dict[str, Any] = {"machine": info, "workloads": results,
-                              "import": None, "memory": None}
     if not args.no_process:
-        record["import"] = measure_import()
-        record["memory"] = measure_memory(tune=tuned)
         print(report.process_lines(record["import"], record["memory"]))
     if args.json is not None:
         args.json.write_text(json.dumps(record, indent=2) + "\n")

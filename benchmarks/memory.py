@@ -7,6 +7,13 @@ nnfunc, the other is a plain NumPy process doing only the floor's products
 nnfunc in the first) and at the end. The difference between the two peaks is
 what nnfunc's pure, allocate-per-step style costs in memory: the
 activations, pullbacks, gradients and the optimizer's two moment trees.
+
+Caveat, and why :func:`measure_memory` must run before the parent grows:
+Linux carries the parent's peak RSS over into a child's ``ru_maxrss``
+(fork/exec keep the larger of the two), so a child started by a process that
+already holds the large workload reports the parent's peak. The children
+also report ``VmHWM`` from ``/proc/self/status``, the high-water mark of
+their own address space only, as a cross-check.
 """
 
 from __future__ import annotations
@@ -19,6 +26,15 @@ _CHILD = """
 import json, resource
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def hwm_mib():
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 import numpy as np
 from benchmarks.workloads import WORKLOADS
 w = WORKLOADS[{workload!r}]
@@ -36,7 +52,7 @@ else:
     step = make_floor(w, np.float32).step
 for _ in range({steps}):
     step()
-print(json.dumps({{'base_mib': base, 'peak_mib': peak_mib()}}))
+print(json.dumps({{'base_mib': base, 'peak_mib': peak_mib(), 'vm_hwm_mib': hwm_mib()}}))
 """
 
 
@@ -44,9 +60,11 @@ def measure_memory(workload: str = "medium", steps: int = 20,
                    tune: bool = False) -> dict[str, Any]:
     """Peak RSS (MiB) of ``steps`` training steps of ``workload``: nnfunc vs NumPy's products.
 
-    Returns ``{"workload", "steps", "nnfunc": {"base_mib", "peak_mib"},
-    "numpy_floor": {...}}``; ``tune`` applies ``nnfunc.allocator.tune()`` in
-    the nnfunc child, as the timed run did.
+    Returns ``{"workload", "steps", "allocator_tuned", "nnfunc": {"base_mib",
+    "peak_mib", "vm_hwm_mib"}, "numpy_floor": {...}}`` (``ru_maxrss`` after
+    the imports and at the end; ``VmHWM`` at the end, ``None`` off Linux).
+    ``tune`` applies ``nnfunc.allocator.tune()`` in the nnfunc child, as the
+    timed run did.
     """
     def child(use_nnfunc: bool) -> dict[str, Any]:
         return run_child(_CHILD.format(workload=workload, use_nnfunc=use_nnfunc,

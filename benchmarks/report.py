@@ -134,6 +134,10 @@ def table(results: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
     return "\n".join(out + notes)
 
 
+def _mib(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} MiB"
+
+
 def process_lines(imports: dict[str, Any] | None, memory: dict[str, Any] | None) -> str:
     """The import-time and peak-memory lines printed under the table."""
     lines: list[str] = []
@@ -147,5 +151,6 @@ def process_lines(imports: dict[str, Any] | None, memory: dict[str, Any] | None)
         lines.append(f"peak RSS, {memory['steps']} {memory['workload']} steps (fresh process): "
                      f"nnfunc {nn['peak_mib']:.0f} MiB (after imports {nn['base_mib']:.0f}), "
                      f"NumPy products {fl['peak_mib']:.0f} MiB "
-                     f"(after imports {fl['base_mib']:.0f})")
+                     f"(after imports {fl['base_mib']:.0f}); own VmHWM "
+                     f"{_mib(nn['vm_hwm_mib'])} vs {_mib(fl['vm_hwm_mib'])}")
     return "\n".join(lines)
