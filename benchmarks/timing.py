@@ -9,6 +9,14 @@ block's per-step median is its time for that repeat. A contender's ratio to
 the floor is taken within each repeat (paired, so both saw the same drift),
 and the report gives the median over repeats of those paired ratios beside
 the median times.
+
+Contenders disturb each other through their thread pools: after NumPy's
+last product OpenBLAS's worker threads keep spinning for ~0.1 s, which on a
+2-core machine halved PyTorch's speed for its first few steps, and torch's
+OpenMP threads slowed the next floor step ~3x. So before each block the
+machine is left idle for ``settle_seconds`` and the contender runs one
+untimed step (its caches and thread pool back in shape); only then is the
+block timed.
 """
 
 from __future__ import annotations
@@ -39,12 +47,14 @@ def block_time(step: Step, min_seconds: float, min_steps: int = 3) -> float:
 
 
 def interleaved(steps: Mapping[str, Step], repeats: int, min_seconds: float,
-                warmup_seconds: float | None = None) -> dict[str, list[float]]:
+                warmup_seconds: float | None = None,
+                settle_seconds: float = 0.15) -> dict[str, list[float]]:
     """Seconds per step of each contender in each repeat: ``{name: [t_1, ..., t_repeats]}``.
 
     Each contender first runs a warm-up block (caches, allocator arenas, BLAS
     and OpenMP thread pools, lazy imports inside peers); then each repeat
-    times every contender once, in the order of ``steps``.
+    times every contender once, in the order of ``steps``, each block after
+    a ``settle_seconds`` pause and one untimed step.
     """
     if repeats < 1:
         raise ValueError(f"interleaved: repeats must be >= 1, got {repeats}")
@@ -54,6 +64,8 @@ def interleaved(steps: Mapping[str, Step], repeats: int, min_seconds: float,
     out: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
+            time.sleep(settle_seconds)  # let the previous contender's threads go idle
+            step()
             out[name].append(block_time(step, min_seconds))
     return out
 
