@@ -79,6 +79,16 @@ def _c(x: Array, value: float) -> Any:
     return x.dtype.type(value)
 
 
+def _ema(average: Array, x: Array, rate: float) -> Array:
+    """An exponential moving average step ``rate · average + (1 - rate) · x``."""
+    return _c(average, rate) * average + _c(x, 1 - rate) * x  # type: ignore[no-any-return]
+
+
+def _rms_scaled(p: Array, g: Array, v: Array, eta: float, eps: float) -> Array:
+    """The AdaGrad/RMSProp step ``θ - η g / (√v + ε)``."""
+    return p - _c(p, eta) * g / (np.sqrt(v) + _c(v, eps))  # type: ignore[no-any-return]
+
+
 # -- SGD and momentum -------------------------------------------------------------------
 
 class NoSlots(NamedTuple):
@@ -161,7 +171,7 @@ def momentum(lr: LearningRate = 0.01, gamma: float = 0.9) -> Optimizer:
 
     def apply(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
               t: int) -> tuple[Leaves, list[Leaves]]:
-        new_v = [_c(v, gam) * v + _c(g, 1 - gam) * g for g, v in zip(gs, slots[0])]
+        new_v = [_ema(v, g, gam) for g, v in zip(gs, slots[0])]
         return [p - _c(p, eta) * v for p, v in zip(ps, new_v)], [new_v]
 
     return _rule("momentum", lr, MomentumSlots, 1, apply)
@@ -195,8 +205,7 @@ def adagrad(lr: LearningRate = 0.01, eps: float = 1e-8) -> Optimizer:
     def apply(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
               t: int) -> tuple[Leaves, list[Leaves]]:
         new_v = [v + g * g for g, v in zip(gs, slots[0])]
-        new_p = [p - _c(p, eta) * g / (np.sqrt(v) + _c(v, e))
-                 for p, g, v in zip(ps, gs, new_v)]
+        new_p = [_rms_scaled(p, g, v, eta, e) for p, g, v in zip(ps, gs, new_v)]
         return new_p, [new_v]
 
     return _rule("adagrad", lr, SquareSlots, 1, apply)
@@ -221,9 +230,8 @@ def rmsprop(lr: LearningRate = 0.001, rho: float = 0.9, eps: float = 1e-8) -> Op
 
     def apply(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
               t: int) -> tuple[Leaves, list[Leaves]]:
-        new_v = [_c(v, r) * v + _c(g, 1 - r) * (g * g) for g, v in zip(gs, slots[0])]
-        new_p = [p - _c(p, eta) * g / (np.sqrt(v) + _c(v, e))
-                 for p, g, v in zip(ps, gs, new_v)]
+        new_v = [_ema(v, g * g, r) for g, v in zip(gs, slots[0])]
+        new_p = [_rms_scaled(p, g, v, eta, e) for p, g, v in zip(ps, gs, new_v)]
         return new_p, [new_v]
 
     return _rule("rmsprop", lr, SquareSlots, 1, apply)
@@ -260,9 +268,9 @@ def adadelta(rho: float = 0.95, eps: float = 1e-6, lr: LearningRate = 1.0) -> Op
               t: int) -> tuple[Leaves, list[Leaves]]:
         new_p, new_eg2, new_edx2 = [], [], []
         for p, g, eg2, edx2 in zip(ps, gs, slots[0], slots[1]):
-            eg2_2 = _c(eg2, r) * eg2 + _c(g, 1 - r) * (g * g)
+            eg2_2 = _ema(eg2, g * g, r)
             delta = -np.sqrt(edx2 + _c(edx2, e)) / np.sqrt(eg2_2 + _c(eg2, e)) * g
-            new_edx2.append(_c(edx2, r) * edx2 + _c(delta, 1 - r) * (delta * delta))
+            new_edx2.append(_ema(edx2, delta * delta, r))
             new_eg2.append(eg2_2)
             new_p.append(p + _c(p, eta) * delta)
         return new_p, [new_eg2, new_edx2]
