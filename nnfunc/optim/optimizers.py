@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -30,6 +29,9 @@ from nnfunc.optim.base import (
     positive,
 )
 from nnfunc.typing import Array, PyTree
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 __all__ = ["AdaDeltaSlots", "AdamSlots", "MomentumSlots", "NoSlots", "SquareSlots", "adadelta",
            "adagrad", "adam", "adamw", "momentum", "rmsprop", "sgd"]
@@ -306,6 +308,8 @@ def _pool() -> Executor:
     # One lazily made pool, kept for the process: creating threads per step
     # would cost more than the work they share. It holds no training state.
     if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor  # on first use: keeps import light
+
         _POOL.append(ThreadPoolExecutor(_workers(), thread_name_prefix="nnfunc-adam"))
     return _POOL[0]
 
