@@ -70,6 +70,10 @@ def run_workload(w: Workload, dtype: npt.DTypeLike, repeats: int, *,
         if name == "nnfunc":
             record["pass"] = w.passes(ratio, over * 1e6)
         contenders[name] = record
+    spread = max(times["floor"]) / min(times["floor"])
+    if spread > 1.5:  # e.g. another process took the cores for part of the run
+        notes.append(f"the floor varied {spread:.1f}x across repeats (machine busy?); paired "
+                     "ratios of contended repeats run low; ms_per_repeat is in the JSON")
     floor_s = contenders["floor"]["ms"] / 1e3
     return {
         "workload": w.name, "sizes": list(w.sizes), "batch": w.batch,

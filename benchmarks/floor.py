@@ -47,9 +47,18 @@ class Floor(NamedTuple):
 
     def step(self) -> None:
         """One step's products: every forward product, then backward from the top."""
-        ws, acts, dys, dws, dxs = self
+        self.forward()
+        self.backward()
+
+    def forward(self) -> None:
+        """The forward products ``x @ W``, input layer first."""
+        ws, acts = self.ws, self.acts
         for i, w in enumerate(ws):
             np.matmul(acts[i], w, out=acts[i + 1])
+
+    def backward(self) -> None:
+        """The backward products ``xᵀ @ dy`` and ``dy @ Wᵀ``, top layer first."""
+        ws, acts, dys, dws, dxs = self
         for i in range(len(ws) - 1, -1, -1):
             np.matmul(acts[i].T, dys[i], out=dws[i])
             dx = dxs[i]
