@@ -1,9 +1,10 @@
 """``python -m benchmarks``: nnfunc's training step against the BLAS floor and peers.
 
 Times one full training step (forward, backward, Adam) of each workload's MLP
-classifier for the floor, nnfunc and the installed peers, interleaved within
-each repeat; prints a table with nnfunc's paired ratio to the floor beside
-the bar; then the cost of ``import nnfunc`` and the peak memory of a medium
+classifier for the floor, nnfunc, a hand-written in-place NumPy step (the
+practical bound for a NumPy toolkit) and the installed peers, interleaved
+within each repeat; prints a table with nnfunc's paired ratio to the floor
+beside the bar; then the cost of ``import nnfunc`` and the peak memory of a medium
 training run, each measured in fresh processes.
 
 Examples::
@@ -26,6 +27,7 @@ import numpy.typing as npt
 
 from benchmarks import report, timing
 from benchmarks.floor import make_floor
+from benchmarks.handwritten import make_handwritten_step
 from benchmarks.import_time import measure_import
 from benchmarks.memory import measure_memory
 from benchmarks.peers import available_peers
@@ -53,6 +55,9 @@ def run_workload(w: Workload, dtype: npt.DTypeLike, repeats: int, *,
     else:
         steps["nnfunc"] = nn.run
         extra["nnfunc"] = {"dtype": np.dtype(dtype).name, "via": nn.via}
+    # the practical bound for a NumPy toolkit, to tell a slow machine from a slow nnfunc
+    steps["handwritten"] = make_handwritten_step(w, dtype).run
+    extra["handwritten"] = {"dtype": np.dtype(dtype).name}
     if peers:
         found, skipped = available_peers(w, dtype)
         notes.extend(skipped)

@@ -106,7 +106,7 @@ def _peer_cell(c: dict[str, Any] | None, show_dtype: bool) -> str:
 def table(results: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
     """The fixed-width result table, one row per workload, notes under it."""
     heads = ["workload", "floor ms", "nnfunc ms", "vs floor", "bar", "ok",
-             "sklearn ms (x floor)", "torch ms (x floor)"]
+             "hand-written vs floor", "sklearn ms (x floor)", "torch ms (x floor)"]
     rows: list[list[str]] = []
     notes: list[str] = []
     for r in results:
@@ -120,6 +120,7 @@ def table(results: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
             _vs_floor(w, nn) if nn else "-",
             _bar_text(w),
             ("pass" if nn["pass"] else "FAIL") if nn else "-",
+            _vs_floor(w, c["handwritten"]) if "handwritten" in c else "-",
             _peer_cell(c.get("sklearn"), show_dtype=True),
             _peer_cell(c.get("torch"), show_dtype=False),
         ])

@@ -40,6 +40,21 @@ class DenseParams(NamedTuple):
     b: FloatArray | None
 
 
+def _dense_params(name: str, params: Any, use_bias: bool) -> DenseParams:
+    """``params`` as :class:`DenseParams`: accepts a plain ``(w, b)`` tuple (as
+    ``nnfunc.io.load`` returns without ``like=``); anything else is a clear
+    ``TypeError``."""
+    if type(params) is tuple and len(params) == 2:
+        w, b = params
+        if isinstance(w, np.ndarray) and w.ndim == 2 and (
+                (use_bias and isinstance(b, np.ndarray) and b.shape == w.shape[1:])
+                or (not use_bias and b is None)):
+            return DenseParams(w, b)
+    expected = "(w (d_in, d_out), b (d_out,))" if use_bias else "(w (d_in, d_out), None)"
+    raise type_fail(name, "params", f"must be DenseParams{expected} as init returns",
+                    describe(params))
+
+
 def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uniform,
           b_init: Initializer = zeros, dtype: Any = np.float32) -> Layer:
     """Fully connected layer, the affine map ``y = x W + b``.
@@ -85,6 +100,8 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
         return (d_out,), DenseParams(w, b)
 
     def forward(params: DenseParams, x: Any, key: Key | None, train: bool) -> tuple[Array, Array]:
+        if type(params) is not DenseParams:
+            params = _dense_params(name, params, use_bias)
         w = params.w
         x = batch_array(name, x, (w.shape[0],), w.dtype)
         y = x @ w
@@ -94,9 +111,12 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
 
     def backward(params: DenseParams, x: Array, dy: Array,
                  need_dx: bool) -> tuple[DenseParams, Array | None]:
-        db = np.add.reduce(dy, axis=0) if params.b is not None else None
-        dx = dy @ params.w.T if need_dx else None
-        return DenseParams(x.T @ dy, db), dx
+        plain = type(params) is not DenseParams  # a (w, b) tuple gets a tuple back
+        w, b = params
+        db = np.add.reduce(dy, axis=0) if b is not None else None
+        dx = dy @ w.T if need_dx else None
+        dw = x.T @ dy
+        return ((dw, db) if plain else DenseParams(dw, db)), dx  # type: ignore[return-value]
 
     return from_forward_backward(name, init, forward, backward)
 

@@ -78,8 +78,39 @@ def test_tiny_run_writes_the_documented_json(tmp_path: Path,
     (tiny,) = record["workloads"]
     assert tiny["workload"] == "tiny"
     assert tiny["bar"] == {"kind": "over_us", "value": 120.0}
-    assert set(tiny["contenders"]) == {"floor", "nnfunc"}
+    assert set(tiny["contenders"]) == {"floor", "nnfunc", "handwritten"}
     nn = tiny["contenders"]["nnfunc"]
     assert {"ms", "ms_per_repeat", "ratio", "over_us", "pass", "dtype"} <= set(nn)
     assert len(nn["ms_per_repeat"]) == 1
     assert "tiny" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_handwritten_step_is_the_same_adam_step_as_nnfunc(dtype: type) -> None:
+    # the calibration contender must do the work nnfunc does, or comparing
+    # their times means nothing: same gradients, same Adam update
+    from benchmarks.handwritten import make_handwritten_step
+    from nnfunc import optim, train
+    from nnfunc.activations import relu
+    from nnfunc.combinators import serial
+    from nnfunc.layers import DenseParams, dense
+    from nnfunc.losses import softmax_cross_entropy
+
+    hand = make_handwritten_step(SMALL, dtype)
+    params = tuple(p for w, b in hand.params
+                   for p in (DenseParams(w.copy(), b.copy()), ()))[:-1]
+    model = serial(dense(5), relu, dense(4), relu, dense(3))
+    tol = {"rtol": 1e-4, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    opt = optim.adam(1e-3)
+    state = opt.init(params)
+    for _ in range(3):
+        _, grads = train.value_and_grad(model, softmax_cross_entropy)(params, hand.x, hand.y)
+        state, params = opt.update(state, grads)
+        hand.run()
+        for (dw, db), g in zip(hand.grads, grads[::2]):
+            np.testing.assert_allclose(dw, g.w, **tol)
+            np.testing.assert_allclose(db, g.b, **tol)
+        for (w, b), p in zip(hand.params, params[::2]):
+            assert w.dtype == dtype
+            np.testing.assert_allclose(w, p.w, **tol)
+            np.testing.assert_allclose(b, p.b, **tol)

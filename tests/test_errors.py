@@ -126,6 +126,24 @@ def test_params_of_the_wrong_structure(mlp: tuple) -> None:
         model.apply(params[:2], np.ones((1, 4), np.float32))
 
 
+def test_dense_params_of_the_wrong_kind() -> None:
+    layer = dense(3)
+    _, params = layer.init(random.key(0), (2,))
+    x = np.ones((1, 2), np.float32)
+    as_dict = {"w": params.w, "b": params.b}
+    with pytest.raises(TypeError, match=r"dense\(3\): params must be DenseParams\(w \(d_in, "
+                                        r"d_out\), b \(d_out,\)\) as init returns; got dict"):
+        layer.apply(as_dict, x)
+    # a plain (w, b) tuple, as nnfunc.io.load returns without like=, works and
+    # gets its gradient back as a plain tuple, so grads match params
+    plain = (params.w, params.b)
+    np.testing.assert_array_equal(layer.apply(plain, x), layer.apply(params, x))
+    dy = np.ones((1, 3), np.float32)
+    dparams, _ = layer.grad(plain, x, dy)
+    assert type(dparams) is tuple
+    np.testing.assert_array_equal(dparams[0], layer.grad(params, x, dy)[0].w)
+
+
 def test_cotangent_of_the_wrong_shape() -> None:
     layer = dense(3)
     _, params = layer.init(random.key(0), (2,))
