@@ -360,13 +360,39 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves,
     """The fused Adam update of every leaf: one pass over memory per array,
     small leaves batched into one run, chunks shared among (up to two) cores."""
     small = [i for i, p in enumerate(ps) if p.size < _GROUP_MAX]
-    large = [i for i, p in enumerate(ps) if p.size >= _GROUP_MAX]
-    # each unit is (p, g, m, v) as 1-D arrays; the small leaves form one unit
-    units = [[np.ascontiguousarray(a[i]).reshape(-1) for a in (ps, gs, ms, vs)] for i in large]
-    if small:
-        units.append([np.concatenate([a[i].reshape(-1) for i in small])
-                      for a in (ps, gs, ms, vs)])
+    if len(small) == len(ps):  # e.g. a small model: one run over the concatenation
+        units = [[np.concatenate(a, axis=None) for a in (ps, gs, ms, vs)]]
+        large: list[int] = []
+    else:
+        large = [i for i, p in enumerate(ps) if p.size >= _GROUP_MAX]
+        # each unit is (p, g, m, v) as 1-D arrays; the small leaves form one unit
+        units = [[np.ravel(a[i]) for a in (ps, gs, ms, vs)] for i in large]
+        if small:
+            units.append([np.concatenate([a[i] for i in small], axis=None)
+                          for a in (ps, gs, ms, vs)])
     outs = [[np.empty_like(u[0]) for u in units] for _ in range(3)]
+    if len(units) == 1 and units[0][0].size <= _CHUNK:  # one chunk: no job list
+        u = units[0]
+        _adam_chunk(k, *u, outs[0][0], outs[1][0], outs[2][0], np.empty_like(u[0]))
+    else:
+        _run_chunks(k, units, outs)
+    results: tuple[Leaves, Leaves, Leaves] = ([], [], [])
+    for r, out in zip(results, outs):
+        r.extend([None] * len(ps))  # type: ignore[list-item]
+        for j, i in enumerate(large):
+            r[i] = out[j].reshape(ps[i].shape)
+        offset = 0
+        flat = out[-1]
+        for i in small:
+            size = ps[i].size
+            r[i] = flat[offset:offset + size].reshape(ps[i].shape)
+            offset += size
+    return results
+
+
+def _run_chunks(k: _AdamScalars, units: list[list[Array]], outs: list[list[Array]]) -> None:
+    """The kernel over every unit in chunks of ``_CHUNK``, split between two
+    threads when there is enough work (NumPy releases the GIL in ufunc loops)."""
     jobs = [(j, lo, min(lo + _CHUNK, u[0].size)) for j, u in enumerate(units)
             for lo in range(0, u[0].size, _CHUNK)]
 
@@ -383,23 +409,13 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves,
     total = sum(u[0].size for u in units)
     if total < _PARALLEL_MIN or _workers() == 1 or len(jobs) < 2:
         run(jobs)
-    else:
-        # split the chunks into two halves of about equal size
-        sizes = np.cumsum([hi - lo for _, lo, hi in jobs])
-        cut = int(np.searchsorted(sizes, total / 2)) + 1
-        other = _pool().submit(run, jobs[cut:])
-        run(jobs[:cut])
-        other.result()
-    results: tuple[Leaves, Leaves, Leaves] = ([], [], [])
-    for r, out in zip(results, outs):
-        r.extend([None] * len(ps))  # type: ignore[list-item]
-        for j, i in enumerate(large):
-            r[i] = out[j].reshape(ps[i].shape)
-        offset = 0
-        for i in small:
-            r[i] = out[-1][offset:offset + ps[i].size].reshape(ps[i].shape)
-            offset += ps[i].size
-    return results
+        return
+    # split the chunks into two halves of about equal size
+    sizes = np.cumsum([hi - lo for _, lo, hi in jobs])
+    cut = int(np.searchsorted(sizes, total / 2)) + 1
+    other = _pool().submit(run, jobs[cut:])
+    run(jobs[:cut])
+    other.result()
 
 
 def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
