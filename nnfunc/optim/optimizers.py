@@ -372,8 +372,8 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves,
                           for a in (ps, gs, ms, vs)])
     outs = [[np.empty_like(u[0]) for u in units] for _ in range(3)]
     if len(units) == 1 and units[0][0].size <= _CHUNK:  # one chunk: no job list
-        u = units[0]
-        _adam_chunk(k, *u, outs[0][0], outs[1][0], outs[2][0], np.empty_like(u[0]))
+        p, g, m, v = units[0]
+        _adam_chunk(k, p, g, m, v, outs[0][0], outs[1][0], outs[2][0], np.empty_like(p))
     else:
         _run_chunks(k, units, outs)
     results: tuple[Leaves, Leaves, Leaves] = ([], [], [])
