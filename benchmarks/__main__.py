@@ -55,6 +55,9 @@ def run_workload(w: Workload, dtype: npt.DTypeLike, repeats: int, *,
     else:
         steps["nnfunc"] = nn.run
         extra["nnfunc"] = {"dtype": np.dtype(dtype).name, "via": nn.via}
+        pure = make_nnfunc_step(w, dtype, donate=False)
+        steps["nnfunc_pure"] = pure.run
+        extra["nnfunc_pure"] = {"dtype": np.dtype(dtype).name, "via": pure.via}
     # the practical bound for a NumPy toolkit, to tell a slow machine from a slow nnfunc
     steps["handwritten"] = make_handwritten_step(w, dtype).run
     extra["handwritten"] = {"dtype": np.dtype(dtype).name}

@@ -4,8 +4,8 @@ The model is ``serial(dense(h1), relu, ..., dense(classes))``, the loss
 ``softmax_cross_entropy`` on int64 labels, the optimizer ``optim.adam(1e-3)``.
 A step is ``nnfunc.train.train_step`` — forward, backward, Adam update —
 with the params and optimizer state carried from one step to the next, the
-way a training loop uses it. (Should ``train_step`` be missing, the step is
-assembled from ``value_and_grad`` and ``opt.update``, which is what it does.)
+way a training loop uses it: donated, as ``fit`` does (Adam writes the new
+state into the old arrays), and, as a second contender, pure.
 
 Everything is imported lazily, so ``--no-nnfunc``-style runs and the
 floor-only memory child never import nnfunc.
@@ -39,8 +39,14 @@ class NnfuncStep(NamedTuple):
     via: str
 
 
-def make_nnfunc_step(w: Workload, dtype: npt.DTypeLike, lr: float = 1e-3) -> NnfuncStep:
-    """Build workload ``w`` in nnfunc, its params in ``dtype``, ready to step."""
+def make_nnfunc_step(w: Workload, dtype: npt.DTypeLike, lr: float = 1e-3, *,
+                     donate: bool = True) -> NnfuncStep:
+    """Build workload ``w`` in nnfunc, its params in ``dtype``, ready to step.
+
+    ``donate`` (the default, and what ``fit`` does within an epoch) lets
+    Adam write the new state into the old one's arrays; ``donate=False``
+    times the pure step, which leaves its inputs untouched.
+    """
     from nnfunc import optim, random, tree
     from nnfunc import train as nn_train
     from nnfunc.activations import relu
@@ -59,18 +65,10 @@ def make_nnfunc_step(w: Workload, dtype: npt.DTypeLike, lr: float = 1e-3) -> Nnf
     x, y = make_batch(w, dtype)
     carry: list[Any] = [params, opt.init(params), None]
 
-    if hasattr(nn_train, "train_step"):
-        step = nn_train.train_step(model, softmax_cross_entropy, opt)
-        via = "nnfunc.train.train_step"
+    step = nn_train.train_step(model, softmax_cross_entropy, opt, donate=donate)
+    via = f"nnfunc.train.train_step(donate={donate})"
 
-        def run() -> None:
-            carry[0], carry[1], carry[2] = step(carry[0], carry[1], x, y)
-    else:  # the step as train_step composes it
-        loss_and_grad = nn_train.value_and_grad(model, softmax_cross_entropy)
-        via = "value_and_grad + opt.update"
-
-        def run() -> None:
-            carry[2], grads = loss_and_grad(carry[0], x, y)
-            carry[1], carry[0] = opt.update(carry[1], grads)
+    def run() -> None:
+        carry[0], carry[1], carry[2] = step(carry[0], carry[1], x, y)
 
     return NnfuncStep(run, carry, model, opt, x, y, via)

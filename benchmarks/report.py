@@ -106,7 +106,8 @@ def _peer_cell(c: dict[str, Any] | None, show_dtype: bool) -> str:
 def table(results: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
     """The fixed-width result table, one row per workload, notes under it."""
     heads = ["workload", "floor ms", "nnfunc ms", "vs floor", "bar", "ok",
-             "hand-written vs floor", "sklearn ms (x floor)", "torch ms (x floor)"]
+             "pure vs floor", "hand-written vs floor", "sklearn ms (x floor)",
+             "torch ms (x floor)"]
     rows: list[list[str]] = []
     notes: list[str] = []
     for r in results:
@@ -120,6 +121,7 @@ def table(results: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
             _vs_floor(w, nn) if nn else "-",
             _bar_text(w),
             ("pass" if nn["pass"] else "FAIL") if nn else "-",
+            _vs_floor(w, c["nnfunc_pure"]) if "nnfunc_pure" in c else "-",
             _vs_floor(w, c["handwritten"]) if "handwritten" in c else "-",
             _peer_cell(c.get("sklearn"), show_dtype=True),
             _peer_cell(c.get("torch"), show_dtype=False),

@@ -29,6 +29,7 @@ from nnfunc._validate import describe, fail, positive_int, type_fail
 from nnfunc.callbacks import Callback, Decision, EpochInfo, as_callback
 from nnfunc.layer import Layer, vjp
 from nnfunc.losses import Loss
+from nnfunc.optim.base import update_fn
 from nnfunc.progress import Progress
 from nnfunc.typing import Array, Input, Key, PyTree
 
@@ -145,13 +146,20 @@ def _check_optimizer(component: str, optimizer: Any) -> None:
                         "grads) (e.g. nnfunc.optim.adam(1e-3))", describe(optimizer))
 
 
-def train_step(model: Layer, loss: Loss, optimizer: Any) -> Step:
+def train_step(model: Layer, loss: Loss, optimizer: Any, *, donate: bool = False) -> Step:
     """One optimization step: gradients of the loss, then the optimizer's update.
 
     Returns ``step(params, opt_state, x, y, *, key=None, sample_weight=None)
     -> (params, opt_state, loss_value)``: ``loss_value`` is the loss at the
     old params; ``opt_state`` comes from ``optimizer.init(params)``. Pure:
     nothing passed in is modified.
+
+    With ``donate=True`` the step may instead write the new params and
+    state into the arrays of the ``params`` and ``opt_state`` it was given
+    (through the optimizer's ``update_in_place``; Adam and AdamW have one),
+    which saves a fresh copy of the whole state per step. Use it in a loop
+    that replaces both with the step's results and keeps no other reference
+    to them, as ``fit`` does; the results are the same as without it.
 
     >>> import numpy as np
     >>> from nnfunc import random, optim
@@ -168,11 +176,12 @@ def train_step(model: Layer, loss: Loss, optimizer: Any) -> Step:
     """
     _check_model_and_loss("train_step", model, loss)
     _check_optimizer("train_step", optimizer)
+    update = update_fn(optimizer, donate)
 
     def step(params: PyTree, opt_state: PyTree, x: Input, y: Any, *, key: Key | None = None,
              sample_weight: Any = None) -> tuple[Any, Any, Any]:
         value, grads, _ = _forward_backward(model, loss, True, params, x, y, key, sample_weight)
-        opt_state, params = optimizer.update(opt_state, grads)
+        opt_state, params = update(opt_state, grads)
         return params, opt_state, value
 
     return step
@@ -371,6 +380,11 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
     display = Progress(epochs, steps, enabled=progress)
     names = [_metric_name(m) for m in metrics]
     epoch = int(initial_epoch)
+    # Within an epoch, every step after the first may overwrite the state the
+    # previous step made, which nobody else has seen; the first step of each
+    # epoch is pure, so the caller's params and whatever the callbacks kept
+    # at the last epoch's end stay untouched.
+    update_own = update_fn(optimizer, donate=True)
     while epoch < epochs:
         start = time.perf_counter()
         k_perm, k_steps = random.split(random.fold_in(key, epoch))
@@ -382,7 +396,7 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
             wb = None if weights is None else weights[idx]
             value, grads, y_pred = _forward_backward(
                 model, loss, True, params, xb, yb, random.fold_in(k_steps, i), wb)
-            state, params = optimizer.update(state, grads)
+            state, params = (update_own if i else optimizer.update)(state, grads)
             total += float(value) * len(idx)
             for name, m in zip(names, metrics):
                 sums[name] += float(m(y_pred, yb)) * len(idx)

@@ -78,7 +78,7 @@ def test_tiny_run_writes_the_documented_json(tmp_path: Path,
     (tiny,) = record["workloads"]
     assert tiny["workload"] == "tiny"
     assert tiny["bar"] == {"kind": "over_us", "value": 120.0}
-    assert set(tiny["contenders"]) == {"floor", "nnfunc", "handwritten"}
+    assert set(tiny["contenders"]) == {"floor", "nnfunc", "nnfunc_pure", "handwritten"}
     nn = tiny["contenders"]["nnfunc"]
     assert {"ms", "ms_per_repeat", "ratio", "over_us", "pass", "dtype"} <= set(nn)
     assert len(nn["ms_per_repeat"]) == 1

@@ -427,3 +427,46 @@ def test_schedule_giving_a_negative_rate_is_caught() -> None:
 def test_integer_params_are_rejected() -> None:
     with pytest.raises(TypeError, match=r"adam: params\['n'\] must be a floating-point array"):
         optim.adam().init({"n": np.arange(3)})
+
+
+@pytest.mark.parametrize("make", [lambda: optim.adam(0.05),
+                                  lambda: optim.adamw(0.05, weight_decay=0.1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_update_in_place_equals_update_and_reuses_large_leaves(make: Any, dtype: Any) -> None:
+    rng = np.random.default_rng(0)
+    shapes = {"big": (130, 130), "small": (7, 3), "bias": (130,)}  # 16,900 >= the group limit
+    params = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    opt = make()
+    pure, donated = opt.init(params), opt.init(tree.map(np.copy, params))
+    for _ in range(3):
+        grads = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+        kept = tree.map(np.copy, grads)
+        old = donated.params["big"], donated.slots.m["big"], donated.slots.v["big"]
+        pure, _ = opt.update(pure, grads)
+        donated, p_don = opt.update_in_place(donated, grads)
+        tree.map(np.testing.assert_array_equal, pure, donated)
+        tree.map(np.testing.assert_array_equal, kept, grads)  # grads are never written
+        assert all(np.shares_memory(a, b) for a, b in
+                   zip(old, (p_don["big"], donated.slots.m["big"], donated.slots.v["big"])))
+        assert p_don["big"].dtype == dtype
+
+
+def test_update_in_place_falls_back_when_it_may_not_overwrite() -> None:
+    # read-only arrays, or two leaves that are one array, are left alone
+    opt = optim.adam(0.1)
+    w = np.ones((130, 130))
+    frozen = w.copy()
+    frozen.flags.writeable = False
+    for params in ({"a": frozen}, {"a": w, "b": w}):
+        state = opt.init(params)
+        grads = tree.map(np.ones_like, params)
+        snapshot = tree.map(np.copy, state)
+        new, _ = opt.update_in_place(state, grads)
+        tree.map(np.testing.assert_array_equal, snapshot, state)
+        tree.map(np.testing.assert_array_equal, opt.update(snapshot, grads)[0], new)
+    assert optim.sgd(0.1).update_in_place is None
+    sgd = optim.sgd(0.1)
+    assert optim.update_fn(sgd, donate=True) is sgd.update
+    adam = optim.adam(0.1)
+    assert optim.update_fn(adam, donate=True) is adam.update_in_place
+    assert optim.update_fn(adam, donate=False) is adam.update

@@ -266,3 +266,58 @@ def test_resuming_from_a_checkpoint_file_is_bit_identical(tmp_path: Any) -> None
                initial_epoch=ck["epoch"])
     tree.map(np.testing.assert_array_equal, full.params, rest.params)
     tree.map(np.testing.assert_array_equal, full.opt_state, rest.opt_state)
+
+
+def _wide_problem() -> tuple[Any, Any, Any, Any]:
+    # a first layer of 120 x 150 = 18,000 weights: large enough (>= 16,384)
+    # for Adam to update it in place when donated
+    k_x, k_init = random.split(random.key(7))
+    x = random.normal(k_x, (64, 120))
+    y = (x[:, :3] * np.arange(1, 4)).argmax(axis=1).astype(np.int64)
+    model = serial(dense(150), activations.relu, dense(3))
+    _, params = model.init(k_init, (120,))
+    return model, params, x, y
+
+
+def test_donating_train_step_gives_the_pure_results_and_reuses_the_state() -> None:
+    from nnfunc import optim
+
+    model, params, x, y = _wide_problem()
+    opt = optim.adam(1e-2)
+    pure = train_step(model, losses.softmax_cross_entropy, opt)
+    donating = train_step(model, losses.softmax_cross_entropy, opt, donate=True)
+    p_a, s_a = params, opt.init(params)
+    p_b = tree.map(np.copy, params)
+    s_b = opt.init(p_b)
+    for _ in range(4):
+        old_w, old_m = p_b[0].w, s_b.slots.m[0].w
+        p_a, s_a, v_a = pure(p_a, s_a, x, y)
+        p_b, s_b, v_b = donating(p_b, s_b, x, y)
+        assert v_a == v_b
+        tree.map(np.testing.assert_array_equal, s_a, s_b)  # bit-identical, params included
+        assert np.shares_memory(p_b[0].w, old_w)
+        assert np.shares_memory(s_b.slots.m[0].w, old_m)
+    # an optimizer without an in-place update is simply called purely
+    sgd_step = train_step(model, losses.softmax_cross_entropy, _sgd(0.1), donate=True)
+    before = tree.map(np.copy, params)
+    sgd_step(params, _sgd(0.1).init(params), x, y)
+    tree.map(np.testing.assert_array_equal, before, params)
+
+
+def test_fit_never_overwrites_what_the_caller_or_a_callback_holds() -> None:
+    # fit donates the state to Adam within an epoch; the caller's params and
+    # the params a callback kept at each epoch's end must still hold what
+    # they held then: each snapshot equals a separate run stopped at that epoch
+    from nnfunc import optim
+
+    model, params, x, y = _wide_problem()
+    before = tree.map(np.copy, params)
+    kept: list[Any] = []
+    common = {"epochs": 3, "batch_size": 16, "key": random.key(3), "progress": False}
+    fit(model, losses.softmax_cross_entropy, optim.adam(1e-2), params, (x, y),
+        callbacks=[lambda info: kept.append(info.params)], **common)
+    tree.map(np.testing.assert_array_equal, before, params)
+    for epochs, snapshot in enumerate(kept, start=1):
+        alone = fit(model, losses.softmax_cross_entropy, optim.adam(1e-2), params, (x, y),
+                    **{**common, "epochs": epochs})
+        tree.map(np.testing.assert_array_equal, alone.params, snapshot)

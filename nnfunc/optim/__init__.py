@@ -28,6 +28,7 @@ from nnfunc.optim.base import (
     params_of,
     scale_lr,
     step_of,
+    update_fn,
 )
 from nnfunc.optim.optimizers import (
     AdaDeltaSlots,
@@ -59,5 +60,5 @@ __all__ = [
     "Schedule", "SquareSlots", "Wrapper", "WrapperState", "accumulate", "adadelta", "adagrad",
     "adam", "adamw", "chain", "clip_by_global_norm", "clip_by_value", "freeze", "l1",
     "l1_penalty", "l2", "l2_penalty", "lr_of", "momentum", "params_of", "rmsprop", "scale_lr",
-    "schedules", "sgd", "skip_nonfinite", "step_of",
+    "schedules", "sgd", "skip_nonfinite", "step_of", "update_fn",
 ]

@@ -39,6 +39,7 @@ __all__ = [
     "params_of",
     "scale_lr",
     "step_of",
+    "update_fn",
 ]
 
 Schedule = Callable[[int], float]
@@ -48,11 +49,27 @@ LearningRate = float | Schedule
 
 
 class Optimizer(NamedTuple):
-    """``init(params) -> state``; ``update(state, grads) -> (state, params)``."""
+    """``init(params) -> state``; ``update(state, grads) -> (state, params)``.
+
+    ``update`` is pure: the old state (with its params) and the grads are
+    untouched. ``update_in_place``, where an optimizer offers it (Adam and
+    AdamW do), computes the same new state but may write it into the old
+    state's arrays, sparing the copy: the old state, and the params it
+    holds, must not be used afterwards (JAX calls this donating a buffer).
+    ``train_step(..., donate=True)`` and ``fit`` use it; see
+    :func:`update_fn`.
+    """
 
     init: Callable[[PyTree], Any]
     update: Callable[[Any, PyTree], tuple[Any, PyTree]]
     name: str = "optimizer"
+    update_in_place: Callable[[Any, PyTree], tuple[Any, PyTree]] | None = None
+
+
+def update_fn(optimizer: Any, donate: bool) -> Callable[[Any, PyTree], tuple[Any, PyTree]]:
+    """``optimizer.update``, or with ``donate`` its ``update_in_place`` when it has one."""
+    in_place = getattr(optimizer, "update_in_place", None) if donate else None
+    return in_place if in_place is not None else optimizer.update  # type: ignore[no-any-return]
 
 
 class OptState(NamedTuple):

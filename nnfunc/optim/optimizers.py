@@ -40,11 +40,15 @@ Leaves = list[Array]
 Apply = Callable[[Leaves, Leaves, Sequence[Leaves], float, int], tuple[Leaves, list[Leaves]]]
 
 
-def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Apply) -> Optimizer:
+def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Apply,
+          apply_in_place: Apply | None = None) -> Optimizer:
     """An optimizer from an update rule over leaf lists.
 
     ``apply(params, grads, slots, lr, t) -> (new_params, new_slots)`` sees
     flat lists of arrays (``slots`` is one list per slot, zeros at first).
+    ``apply_in_place``, when given, is the same rule allowed to write its
+    results into the arrays of ``params`` and ``slots`` (it backs
+    ``Optimizer.update_in_place``).
     """
     schedule = learning_rate(lr, name)
 
@@ -60,20 +64,25 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
 
     fixed = None if callable(lr) else float(lr)
 
-    def update(state: OptState, grads: PyTree) -> tuple[OptState, PyTree]:
-        if not isinstance(state, OptState):
-            raise type_fail(name, "state", "must be this optimizer's state (from init)",
-                            describe(state))
-        leaves = flat_pair(name, state.params, grads)
-        eta = (fixed * state.lr_scale if fixed is not None
-               else current_lr(name, schedule, state.step, state.lr_scale))
-        slot_leaves = [tree.leaves(s) for s in state.slots]
-        new_p, new_slots = apply(leaves.params, leaves.grads, slot_leaves, eta, state.step + 1)
-        params = tree.unflatten(leaves.treedef, new_p)
-        slots = slot_type(*(tree.unflatten(leaves.treedef, s) for s in new_slots))
-        return OptState(params, state.step + 1, eta, state.lr_scale, slots), params
+    def updater(rule: Apply) -> Callable[[OptState, PyTree], tuple[OptState, PyTree]]:
+        def update(state: OptState, grads: PyTree) -> tuple[OptState, PyTree]:
+            if not isinstance(state, OptState):
+                raise type_fail(name, "state", "must be this optimizer's state (from init)",
+                                describe(state))
+            leaves = flat_pair(name, state.params, grads)
+            eta = (fixed * state.lr_scale if fixed is not None
+                   else current_lr(name, schedule, state.step, state.lr_scale))
+            slot_leaves = [tree.leaves(s) for s in state.slots]
+            new_p, new_slots = rule(leaves.params, leaves.grads, slot_leaves, eta,
+                                    state.step + 1)
+            params = tree.unflatten(leaves.treedef, new_p)
+            slots = slot_type(*(tree.unflatten(leaves.treedef, s) for s in new_slots))
+            return OptState(params, state.step + 1, eta, state.lr_scale, slots), params
 
-    return Optimizer(init, update, name)
+        return update
+
+    return Optimizer(init, updater(apply), name,
+                     None if apply_in_place is None else updater(apply_in_place))
 
 
 def _c(x: Array, value: float) -> Any:
@@ -355,10 +364,16 @@ _GROUP_MAX = 1 << 14
 kernel: for small arrays each NumPy call's fixed cost (~1 µs) dominates."""
 
 
-def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves,
-                 vs: Leaves) -> tuple[Leaves, Leaves, Leaves]:
+def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
+                 in_place: bool = False) -> tuple[Leaves, Leaves, Leaves]:
     """The fused Adam update of every leaf: one pass over memory per array,
-    small leaves batched into one run, chunks shared among (up to two) cores."""
+    small leaves batched into one run, chunks shared among (up to two) cores.
+
+    Small leaves are concatenated into arrays of our own, which the kernel
+    then overwrites. With ``in_place`` the large leaves of ``ps``, ``ms`` and
+    ``vs`` are overwritten too (where each is a distinct writeable contiguous
+    array), which spares three fresh arrays' worth of memory traffic.
+    """
     small = [i for i, p in enumerate(ps) if p.size < _GROUP_MAX]
     if len(small) == len(ps):  # e.g. a small model: one run over the concatenation
         units = [[np.concatenate(a, axis=None) for a in (ps, gs, ms, vs)]]
@@ -370,7 +385,11 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves,
         if small:
             units.append([np.concatenate([a[i] for i in small], axis=None)
                           for a in (ps, gs, ms, vs)])
-    outs = [[np.empty_like(u[0]) for u in units] for _ in range(3)]
+    # outs[r][j]: result r (p, m, v) of unit j; the concatenation is ours to overwrite
+    writable = _overwritable([ps[i] for i in large] + [ms[i] for i in large]
+                             + [vs[i] for i in large]) if in_place and large else False
+    outs = [[u[src] if writable or (small and j == len(large)) else np.empty_like(u[0])
+             for j, u in enumerate(units)] for src in (0, 2, 3)]
     if len(units) == 1 and units[0][0].size <= _CHUNK:  # one chunk: no job list
         p, g, m, v = units[0]
         _adam_chunk(k, p, g, m, v, outs[0][0], outs[1][0], outs[2][0], np.empty_like(p))
@@ -388,6 +407,17 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves,
             r[i] = flat[offset:offset + size].reshape(ps[i].shape)
             offset += size
     return results
+
+
+def _overwritable(arrays: list[Array]) -> bool:
+    """Whether every array may be overwritten in place by an elementwise kernel:
+    C-contiguous, writeable and no two the same array or views of one buffer."""
+    owners = set()
+    for a in arrays:
+        if not (a.flags.c_contiguous and a.flags.writeable):
+            return False
+        owners.add(id(a if a.base is None else a.base))
+    return len(owners) == len(arrays)
 
 
 def _run_chunks(k: _AdamScalars, units: list[list[Array]], outs: list[list[Array]]) -> None:
@@ -425,15 +455,22 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
     e = positive(eps, name, "eps")
     wd = finite_float(weight_decay, name, "weight_decay", lo=0.0)
 
-    def apply(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
-              t: int) -> tuple[Leaves, list[Leaves]]:
+    def step(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float, t: int,
+             in_place: bool) -> tuple[Leaves, list[Leaves]]:
         bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
         k = _AdamScalars(beta1, beta2, eta * math.sqrt(bc2) / bc1, e * math.sqrt(bc2),
                          1 - eta * wd)
-        new_p, new_m, new_v = _adam_leaves(k, ps, gs, slots[0], slots[1])
+        new_p, new_m, new_v = _adam_leaves(k, ps, gs, slots[0], slots[1], in_place)
         return new_p, [new_m, new_v]
 
-    return _rule(name, lr, AdamSlots, 2, apply)
+    def rule(in_place: bool) -> Apply:
+        def apply(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
+                  t: int) -> tuple[Leaves, list[Leaves]]:
+            return step(ps, gs, slots, eta, t, in_place)
+
+        return apply
+
+    return _rule(name, lr, AdamSlots, 2, rule(False), rule(True))
 
 
 def adam(lr: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999,
