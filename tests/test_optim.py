@@ -470,3 +470,22 @@ def test_update_in_place_falls_back_when_it_may_not_overwrite() -> None:
     adam = optim.adam(0.1)
     assert optim.update_fn(adam, donate=True) is adam.update_in_place
     assert optim.update_fn(adam, donate=False) is adam.update
+
+
+def test_grad_transforms_pass_the_donated_state_on_and_freeze_does_not() -> None:
+    rng = np.random.default_rng(1)
+    params = {"w": rng.standard_normal((130, 130)), "b": rng.standard_normal(130)}
+    opt = optim.chain(optim.clip_by_global_norm(1.0), optim.l2(1e-3, where="w"),
+                      optim.adam(0.05))
+    assert opt.update_in_place is not None
+    pure, donated = opt.init(params), opt.init(tree.map(np.copy, params))
+    for _ in range(3):
+        grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+        old_w = optim.params_of(donated)["w"]
+        pure, _ = opt.update(pure, grads)
+        donated, new = opt.update_in_place(donated, grads)
+        tree.map(np.testing.assert_array_equal, pure, donated)
+        assert np.shares_memory(old_w, new["w"])
+    # freeze restores the old arrays of frozen leaves, which an in-place inner
+    # update would have overwritten: it offers no in-place update
+    assert optim.chain(optim.freeze("b"), optim.adam(0.1)).update_in_place is None

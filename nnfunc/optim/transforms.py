@@ -60,16 +60,23 @@ def _grad_wrapper(name: str, transform: Callable[[list[Array], list[Array], list
         def init(params: PyTree) -> WrapperState:
             return WrapperState(tuple(select(params, where, name)), opt.init(params))
 
-        def update(state: WrapperState, grads: PyTree) -> tuple[WrapperState, PyTree]:
-            if not isinstance(state, WrapperState):
-                raise type_fail(name, "state", "must come from this optimizer's init",
-                                describe(state))
-            leaves = flat_pair(name, params_of(state.inner), grads)
-            new = transform(leaves.grads, leaves.params, list(state.own))
-            inner, params = opt.update(state.inner, tree.unflatten(leaves.treedef, new))
-            return WrapperState(state.own, inner), params
+        def updater(inner_update: Callable[[Any, PyTree], tuple[Any, PyTree]],
+                    ) -> Callable[[WrapperState, PyTree], tuple[WrapperState, PyTree]]:
+            def update(state: WrapperState, grads: PyTree) -> tuple[WrapperState, PyTree]:
+                if not isinstance(state, WrapperState):
+                    raise type_fail(name, "state", "must come from this optimizer's init",
+                                    describe(state))
+                leaves = flat_pair(name, params_of(state.inner), grads)
+                new = transform(leaves.grads, leaves.params, list(state.own))
+                inner, params = inner_update(state.inner, tree.unflatten(leaves.treedef, new))
+                return WrapperState(state.own, inner), params
 
-        return Optimizer(init, update, f"{name} | {opt.name}")
+            return update
+
+        # the transform only rewrites grads, so it can pass a donated state on
+        in_place = getattr(opt, "update_in_place", None)
+        return Optimizer(init, updater(opt.update), f"{name} | {opt.name}",
+                         None if in_place is None else updater(in_place))
 
     return wrap
 
