@@ -364,11 +364,11 @@ def test_schedules_follow_their_formulas() -> None:
     assert math.isclose(schedules.piecewise_constant([5, 10], [3, 2, 1])(10), 1)
 
 
-# -- the fused Adam kernel on both cores ---------------------------------------------------
+# -- the chunked Adam kernel ---------------------------------------------------------------
 
-def test_two_core_adam_matches_the_formula_on_large_leaves() -> None:
+def test_chunked_adam_matches_the_formula_on_large_leaves() -> None:
     rng = np.random.default_rng(0)
-    shapes = [(700, 500), (300,), (513, 257)]  # > 2^18 elements in all, odd chunk edges
+    shapes = [(700, 500), (300,), (513, 257)]  # several 2^17 chunks, odd chunk edges
     params = [rng.normal(size=s) for s in shapes]
     grads = [[rng.normal(size=s) for s in shapes] for _ in range(3)]
     opt = optim.adam(0.01)

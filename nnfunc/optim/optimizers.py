@@ -10,9 +10,8 @@ Every rule keeps the params' dtype in its slots and results.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,9 +28,6 @@ from nnfunc.optim.base import (
     positive,
 )
 from nnfunc.typing import Array, PyTree
-
-if TYPE_CHECKING:
-    from concurrent.futures import Executor
 
 __all__ = ["AdaDeltaSlots", "AdamSlots", "MomentumSlots", "NoSlots", "SquareSlots", "adadelta",
            "adagrad", "adam", "adamw", "momentum", "rmsprop", "sgd"]
@@ -302,27 +298,6 @@ _CHUNK = 1 << 17
 """Elements per chunk of the fused Adam kernel: each array's chunk (512 KiB in
 float32) streams through cache once instead of once per arithmetic op."""
 
-_PARALLEL_MIN = 1 << 18
-"""Below this many elements in all, threads cost more than they save."""
-
-
-def _workers() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
-
-
-_POOL: list[Executor] = []
-
-
-def _pool() -> Executor:
-    # One lazily made pool, kept for the process: creating threads per step
-    # would cost more than the work they share. It holds no training state.
-    if not _POOL:
-        from concurrent.futures import ThreadPoolExecutor  # on first use: keeps import light
-
-        _POOL.append(ThreadPoolExecutor(_workers(), thread_name_prefix="nnfunc-adam"))
-    return _POOL[0]
-
-
 class _AdamScalars(NamedTuple):
     b1: float
     b2: float
@@ -367,7 +342,7 @@ kernel: for small arrays each NumPy call's fixed cost (~1 µs) dominates."""
 def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
                  in_place: bool = False) -> tuple[Leaves, Leaves, Leaves]:
     """The fused Adam update of every leaf: one pass over memory per array,
-    small leaves batched into one run, chunks shared among (up to two) cores.
+    small leaves batched into one run.
 
     Small leaves are concatenated into arrays of our own, which the kernel
     then overwrites. With ``in_place`` the large leaves of ``ps``, ``ms`` and
@@ -421,31 +396,19 @@ def _overwritable(arrays: list[Array]) -> bool:
 
 
 def _run_chunks(k: _AdamScalars, units: list[list[Array]], outs: list[list[Array]]) -> None:
-    """The kernel over every unit in chunks of ``_CHUNK``, split between two
-    threads when there is enough work (NumPy releases the GIL in ufunc loops)."""
-    jobs = [(j, lo, min(lo + _CHUNK, u[0].size)) for j, u in enumerate(units)
-            for lo in range(0, u[0].size, _CHUNK)]
+    """The kernel over every unit in chunks of ``_CHUNK`` elements.
 
-    def run(part: list[tuple[int, int, int]]) -> None:
-        if not part:
-            return
-        tmp = np.empty(max(hi - lo for _, lo, hi in part), units[0][0].dtype)
-        for j, lo, hi in part:
-            s = slice(lo, hi)
-            u = units[j]
-            _adam_chunk(k, u[0][s], u[1][s], u[2][s], u[3][s], outs[0][j][s], outs[1][j][s],
-                        outs[2][j][s], tmp[:hi - lo])
-
-    total = sum(u[0].size for u in units)
-    if total < _PARALLEL_MIN or _workers() == 1 or len(jobs) < 2:
-        run(jobs)
-        return
-    # split the chunks into two halves of about equal size
-    sizes = np.cumsum([hi - lo for _, lo, hi in jobs])
-    cut = int(np.searchsorted(sizes, total / 2)) + 1
-    other = _pool().submit(run, jobs[cut:])
-    run(jobs[:cut])
-    other.result()
+    (A second thread taking half the chunks measured no faster within a
+    training step on two cores: the update is bound by memory traffic, and
+    BLAS's workers hold the other core.)
+    """
+    tmp = np.empty(min(_CHUNK, max(u[0].size for u in units)), units[0][0].dtype)
+    for j, u in enumerate(units):
+        p, g, m, v = u
+        for lo in range(0, p.size, _CHUNK):
+            s = slice(lo, lo + _CHUNK)
+            _adam_chunk(k, p[s], g[s], m[s], v[s], outs[0][j][s], outs[1][j][s],
+                        outs[2][j][s], tmp[:min(_CHUNK, p.size - lo)])
 
 
 def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
@@ -483,7 +446,7 @@ def adam(lr: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999,
     ``m̂ = m/(1-β₁ᵗ)``;  ``v̂ = v/(1-β₂ᵗ)``;  ``θ ← θ - η m̂/(√v̂ + ε)``.
 
     The update is fused: each array streams through memory once, in chunks
-    shared between two cores for large models.
+    that stay in cache for the dozen NumPy operations of the rule.
 
     Raises:
         ValueError: ``lr`` negative or not finite; ``b1``/``b2`` outside [0, 1); ``eps`` not > 0.
