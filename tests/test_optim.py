@@ -489,3 +489,26 @@ def test_grad_transforms_pass_the_donated_state_on_and_freeze_does_not() -> None
     # freeze restores the old arrays of frozen leaves, which an in-place inner
     # update would have overwritten: it offers no in-place update
     assert optim.chain(optim.freeze("b"), optim.adam(0.1)).update_in_place is None
+
+
+@pytest.mark.parametrize("make", [lambda: optim.adam(0.05),
+                                  lambda: optim.adamw(0.05, weight_decay=0.1)])
+@given(rows=st.integers(1, 300), cols=st.sampled_from([1, 7, 64, 129]),
+       small=st.integers(1, 40), seed=st.integers(0, 2**32 - 1),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_update_in_place_property(make: Any, rows: int, cols: int, small: int, seed: int,
+                                  dtype: Any) -> None:
+    # trees with leaves on both sides of the group limit (2^14 elements);
+    # in place or not, every step's state is the same, and grads are never written
+    rng = np.random.default_rng(seed)
+    shapes = [(rows * 64, cols), (small,), (cols,)]
+    params = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    opt = make()
+    pure, donated = opt.init(params), opt.init([p.copy() for p in params])
+    for _ in range(3):
+        grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        kept = [g.copy() for g in grads]
+        pure, _ = opt.update(pure, grads)
+        donated, _ = opt.update_in_place(donated, grads)
+        tree.map(np.testing.assert_array_equal, pure, donated)
+        tree.map(np.testing.assert_array_equal, kept, grads)
