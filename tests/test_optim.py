@@ -472,20 +472,25 @@ def test_update_in_place_falls_back_when_it_may_not_overwrite() -> None:
     assert optim.update_fn(adam, donate=False) is adam.update
 
 
-def test_grad_transforms_pass_the_donated_state_on_and_freeze_does_not() -> None:
+def test_wrappers_pass_the_donated_state_on_and_freeze_does_not() -> None:
     rng = np.random.default_rng(1)
     params = {"w": rng.standard_normal((130, 130)), "b": rng.standard_normal(130)}
-    opt = optim.chain(optim.clip_by_global_norm(1.0), optim.l2(1e-3, where="w"),
+    opt = optim.chain(optim.skip_nonfinite(), optim.accumulate(2),
+                      optim.clip_by_global_norm(1.0), optim.l2(1e-3, where="w"),
                       optim.adam(0.05))
     assert opt.update_in_place is not None
     pure, donated = opt.init(params), opt.init(tree.map(np.copy, params))
-    for _ in range(3):
+    for step in range(6):
         grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+        if step == 3:
+            grads["b"][0] = np.nan  # skipped, by both
         old_w = optim.params_of(donated)["w"]
         pure, _ = opt.update(pure, grads)
         donated, new = opt.update_in_place(donated, grads)
         tree.map(np.testing.assert_array_equal, pure, donated)
-        assert np.shares_memory(old_w, new["w"])
+        if step in (1, 4):  # the accumulated steps that reach Adam (3 is skipped)
+            assert np.shares_memory(old_w, new["w"])
+    assert optim.step_of(donated) == 2
     # freeze restores the old arrays of frozen leaves, which an in-place inner
     # update would have overwritten: it offers no in-place update
     assert optim.chain(optim.freeze("b"), optim.adam(0.1)).update_in_place is None

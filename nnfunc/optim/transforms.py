@@ -52,6 +52,19 @@ def select(params: PyTree, where: Where, component: str = "optim") -> list[bool]
     return [bool(b) for b in tree.leaves(where)]
 
 
+Update = Callable[[Any, PyTree], tuple[Any, PyTree]]
+
+
+def _with_in_place(opt: Optimizer, init: Callable[[PyTree], Any],
+                   updater: Callable[[Update], Update], name: str) -> Optimizer:
+    """The wrapped optimizer, ``update`` built on ``opt.update`` and, when ``opt``
+    has one, ``update_in_place`` on ``opt.update_in_place``: for wrappers that
+    never hold on to the inner state's arrays, so they may pass a donated state on."""
+    in_place = getattr(opt, "update_in_place", None)
+    return Optimizer(init, updater(opt.update), f"{name} | {opt.name}",
+                     None if in_place is None else updater(in_place))
+
+
 def _grad_wrapper(name: str, transform: Callable[[list[Array], list[Array], list[bool]],
                                                  list[Array]], where: Where = None) -> Wrapper:
     """A wrapper that rewrites the grads (leaf lists) before the inner optimizer sees them."""
@@ -60,8 +73,7 @@ def _grad_wrapper(name: str, transform: Callable[[list[Array], list[Array], list
         def init(params: PyTree) -> WrapperState:
             return WrapperState(tuple(select(params, where, name)), opt.init(params))
 
-        def updater(inner_update: Callable[[Any, PyTree], tuple[Any, PyTree]],
-                    ) -> Callable[[WrapperState, PyTree], tuple[WrapperState, PyTree]]:
+        def updater(inner_update: Update) -> Update:
             def update(state: WrapperState, grads: PyTree) -> tuple[WrapperState, PyTree]:
                 if not isinstance(state, WrapperState):
                     raise type_fail(name, "state", "must come from this optimizer's init",
@@ -73,10 +85,7 @@ def _grad_wrapper(name: str, transform: Callable[[list[Array], list[Array], list
 
             return update
 
-        # the transform only rewrites grads, so it can pass a donated state on
-        in_place = getattr(opt, "update_in_place", None)
-        return Optimizer(init, updater(opt.update), f"{name} | {opt.name}",
-                         None if in_place is None else updater(in_place))
+        return _with_in_place(opt, init, updater, name)
 
     return wrap
 
@@ -238,14 +247,17 @@ def skip_nonfinite() -> Wrapper:
         def init(params: PyTree) -> WrapperState:
             return WrapperState(0, opt.init(params))
 
-        def update(state: WrapperState, grads: PyTree) -> tuple[WrapperState, PyTree]:
-            leaves = flat_pair(name, params_of(state.inner), grads)
-            if all(bool(np.isfinite(g).all()) for g in leaves.grads):
-                inner, params = opt.update(state.inner, grads)
-                return WrapperState(state.own, inner), params
-            return WrapperState(state.own + 1, state.inner), params_of(state.inner)
+        def updater(inner_update: Update) -> Update:
+            def update(state: WrapperState, grads: PyTree) -> tuple[WrapperState, PyTree]:
+                leaves = flat_pair(name, params_of(state.inner), grads)
+                if all(bool(np.isfinite(g).all()) for g in leaves.grads):
+                    inner, params = inner_update(state.inner, grads)
+                    return WrapperState(state.own, inner), params
+                return WrapperState(state.own + 1, state.inner), params_of(state.inner)
 
-        return Optimizer(init, update, f"{name} | {opt.name}")
+            return update
+
+        return _with_in_place(opt, init, updater, name)
 
     return wrap
 
@@ -278,17 +290,20 @@ def accumulate(every: int) -> Wrapper:
         def init(params: PyTree) -> WrapperState:
             return WrapperState((0, tree.zeros_like(params)), opt.init(params))
 
-        def update(state: WrapperState, grads: PyTree) -> tuple[WrapperState, PyTree]:
-            count, total = state.own
-            leaves = flat_pair(name, params_of(state.inner), grads)
-            summed = [t + g for t, g in zip(tree.leaves(total), leaves.grads)]
-            if count + 1 < k:
-                own = (count + 1, tree.unflatten(leaves.treedef, summed))
-                return WrapperState(own, state.inner), params_of(state.inner)
-            mean = [s * s.dtype.type(1.0 / k) for s in summed]
-            inner, params = opt.update(state.inner, tree.unflatten(leaves.treedef, mean))
-            return WrapperState((0, tree.zeros_like(total)), inner), params
+        def updater(inner_update: Update) -> Update:
+            def update(state: WrapperState, grads: PyTree) -> tuple[WrapperState, PyTree]:
+                count, total = state.own
+                leaves = flat_pair(name, params_of(state.inner), grads)
+                summed = [t + g for t, g in zip(tree.leaves(total), leaves.grads)]
+                if count + 1 < k:
+                    own = (count + 1, tree.unflatten(leaves.treedef, summed))
+                    return WrapperState(own, state.inner), params_of(state.inner)
+                mean = [s * s.dtype.type(1.0 / k) for s in summed]
+                inner, params = inner_update(state.inner, tree.unflatten(leaves.treedef, mean))
+                return WrapperState((0, tree.zeros_like(total)), inner), params
 
-        return Optimizer(init, update, f"{name} | {opt.name}")
+            return update
+
+        return _with_in_place(opt, init, updater, name)
 
     return wrap
