@@ -80,7 +80,7 @@ def make_handwritten_step(w: Workload, dtype: npt.DTypeLike, lr: float = 1e-3,
     dz = np.empty((n, w.sizes[-1]), dt)
     rows = np.arange(n)
     b1, b2, eps = 0.9, 0.999, 1e-8
-    scalar = dt.type
+    scalar: Callable[[float], Any] = dt.type
     t = [0]
     last = len(shapes) - 1
 
