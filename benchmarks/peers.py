@@ -57,7 +57,7 @@ def sklearn_step(w: Workload, dtype: npt.DTypeLike) -> PeerStep:
 
 def torch_step(w: Workload, dtype: npt.DTypeLike) -> PeerStep:
     """PyTorch eager: ``zero_grad``, forward, cross-entropy, ``backward``, Adam ``step``."""
-    import torch
+    torch: Any = import_module("torch")  # typed as Any whether or not torch is installed
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
