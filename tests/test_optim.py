@@ -470,6 +470,9 @@ def test_update_in_place_falls_back_when_it_may_not_overwrite() -> None:
     adam = optim.adam(0.1)
     assert optim.update_fn(adam, donate=True) is adam.update_in_place
     assert optim.update_fn(adam, donate=False) is adam.update
+    with pytest.raises(TypeError, match=r"optim.update_fn: optimizer must have update\(state, "
+                                        r"grads\) .*; got object"):
+        optim.update_fn(object(), donate=True)
 
 
 def test_wrappers_pass_the_donated_state_on_and_freeze_does_not() -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "OptState",
     "Optimizer",
     "Schedule",
+    "Update",
     "Wrapper",
     "WrapperState",
     "chain",
@@ -48,6 +49,10 @@ Schedule = Callable[[int], float]
 LearningRate = float | Schedule
 
 
+Update = Callable[[Any, PyTree], tuple[Any, PyTree]]
+"""``update(state, grads) -> (state, params)``."""
+
+
 class Optimizer(NamedTuple):
     """``init(params) -> state``; ``update(state, grads) -> (state, params)``.
 
@@ -61,13 +66,20 @@ class Optimizer(NamedTuple):
     """
 
     init: Callable[[PyTree], Any]
-    update: Callable[[Any, PyTree], tuple[Any, PyTree]]
+    update: Update
     name: str = "optimizer"
-    update_in_place: Callable[[Any, PyTree], tuple[Any, PyTree]] | None = None
+    update_in_place: Update | None = None
 
 
-def update_fn(optimizer: Any, donate: bool) -> Callable[[Any, PyTree], tuple[Any, PyTree]]:
-    """``optimizer.update``, or with ``donate`` its ``update_in_place`` when it has one."""
+def update_fn(optimizer: Any, donate: bool) -> Update:
+    """``optimizer.update``, or with ``donate`` its ``update_in_place`` when it has one.
+
+    Raises:
+        TypeError: ``optimizer`` has no callable ``update``.
+    """
+    if not callable(getattr(optimizer, "update", None)):
+        raise type_fail("optim.update_fn", "optimizer", "must have update(state, grads) "
+                        "(e.g. nnfunc.optim.adam(1e-3))", describe(optimizer))
     in_place = getattr(optimizer, "update_in_place", None) if donate else None
     return in_place if in_place is not None else optimizer.update  # type: ignore[no-any-return]
 

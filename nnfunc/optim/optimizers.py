@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -21,6 +22,7 @@ from nnfunc.optim.base import (
     LearningRate,
     Optimizer,
     OptState,
+    Update,
     current_lr,
     decay_rate,
     flat_pair,
@@ -60,7 +62,7 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
 
     fixed = None if callable(lr) else float(lr)
 
-    def updater(rule: Apply) -> Callable[[OptState, PyTree], tuple[OptState, PyTree]]:
+    def updater(rule: Apply) -> Update:
         def update(state: OptState, grads: PyTree) -> tuple[OptState, PyTree]:
             if not isinstance(state, OptState):
                 raise type_fail(name, "state", "must be this optimizer's state (from init)",
@@ -365,7 +367,7 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
                              + [vs[i] for i in large]) if in_place and large else False
     outs = [[u[src] if writable or (small and j == len(large)) else np.empty_like(u[0])
              for j, u in enumerate(units)] for src in (0, 2, 3)]
-    if len(units) == 1 and units[0][0].size <= _CHUNK:  # one chunk: no job list
+    if len(units) == 1 and units[0][0].size <= _CHUNK:  # one chunk: the kernel, unsliced
         p, g, m, v = units[0]
         _adam_chunk(k, p, g, m, v, outs[0][0], outs[1][0], outs[2][0], np.empty_like(p))
     else:
@@ -426,14 +428,8 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
         new_p, new_m, new_v = _adam_leaves(k, ps, gs, slots[0], slots[1], in_place)
         return new_p, [new_m, new_v]
 
-    def rule(in_place: bool) -> Apply:
-        def apply(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
-                  t: int) -> tuple[Leaves, list[Leaves]]:
-            return step(ps, gs, slots, eta, t, in_place)
-
-        return apply
-
-    return _rule(name, lr, AdamSlots, 2, rule(False), rule(True))
+    return _rule(name, lr, AdamSlots, 2, partial(step, in_place=False),
+                 partial(step, in_place=True))
 
 
 def adam(lr: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999,

@@ -22,6 +22,7 @@ from nnfunc import tree
 from nnfunc._validate import describe, fail, finite_float, positive_int, type_fail
 from nnfunc.optim.base import (
     Optimizer,
+    Update,
     Wrapper,
     WrapperState,
     _inner_state,
@@ -50,9 +51,6 @@ def select(params: PyTree, where: Where, component: str = "optim") -> list[bool]
         raise fail(component, "where", "must be a pattern, a predicate or a bool pytree "
                    "shaped like params", err) from None
     return [bool(b) for b in tree.leaves(where)]
-
-
-Update = Callable[[Any, PyTree], tuple[Any, PyTree]]
 
 
 def _with_in_place(opt: Optimizer, init: Callable[[PyTree], Any],
