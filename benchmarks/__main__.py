@@ -30,6 +30,7 @@ from benchmarks.floor import make_floor
 from benchmarks.handwritten import make_handwritten_step
 from benchmarks.import_time import measure_import
 from benchmarks.memory import measure_memory
+from benchmarks.nnfunc_step import make_nnfunc_step
 from benchmarks.peers import available_peers
 from benchmarks.workloads import WORKLOADS, Workload, parse_names
 
@@ -46,18 +47,10 @@ def run_workload(w: Workload, dtype: npt.DTypeLike, repeats: int, *,
     steps: dict[str, timing.Step] = {"floor": floor.step}
     extra: dict[str, dict[str, Any]] = {"floor": {"dtype": np.dtype(dtype).name}}
     notes: list[str] = []
-    try:
-        from benchmarks.nnfunc_step import make_nnfunc_step
-
-        nn = make_nnfunc_step(w, dtype)
-    except ImportError as err:  # only while nnfunc's model API is missing
-        notes.append(f"nnfunc skipped: {err}")
-    else:
-        steps["nnfunc"] = nn.run
-        extra["nnfunc"] = {"dtype": np.dtype(dtype).name, "via": nn.via}
-        pure = make_nnfunc_step(w, dtype, donate=False)
-        steps["nnfunc_pure"] = pure.run
-        extra["nnfunc_pure"] = {"dtype": np.dtype(dtype).name, "via": pure.via}
+    for name, donate in (("nnfunc", True), ("nnfunc_pure", False)):
+        nn = make_nnfunc_step(w, dtype, donate=donate)
+        steps[name] = nn.run
+        extra[name] = {"dtype": np.dtype(dtype).name, "via": nn.via}
     # the practical bound for a NumPy toolkit, to tell a slow machine from a slow nnfunc
     steps["handwritten"] = make_handwritten_step(w, dtype).run
     extra["handwritten"] = {"dtype": np.dtype(dtype).name}

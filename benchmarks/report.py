@@ -113,16 +113,16 @@ def table(results: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
     for r in results:
         w = workloads[r["workload"]]
         c = r["contenders"]
-        nn = c.get("nnfunc")
+        nn = c["nnfunc"]
         rows.append([
             w.name,
             f"{c['floor']['ms']:.3f}",
-            f"{nn['ms']:.3f}" if nn else "-",
-            _vs_floor(w, nn) if nn else "-",
+            f"{nn['ms']:.3f}",
+            _vs_floor(w, nn),
             _bar_text(w),
-            ("pass" if nn["pass"] else "FAIL") if nn else "-",
-            _vs_floor(w, c["nnfunc_pure"]) if "nnfunc_pure" in c else "-",
-            _vs_floor(w, c["handwritten"]) if "handwritten" in c else "-",
+            "pass" if nn["pass"] else "FAIL",
+            _vs_floor(w, c["nnfunc_pure"]),
+            _vs_floor(w, c["handwritten"]),
             _peer_cell(c.get("sklearn"), show_dtype=True),
             _peer_cell(c.get("torch"), show_dtype=False),
         ])
