@@ -123,8 +123,9 @@ def _class_targets(name: str, y_pred: Array, y_true: Any) -> Array:
         if y.shape != y_pred.shape[:-1]:
             raise fail(name, "y_true", f"integer labels must have shape {y_pred.shape[:-1]}",
                        f"shape {y.shape}")
-        if y.size and (np.minimum.reduce(y, axis=None) < 0
-                       or np.maximum.reduce(y, axis=None) >= c):
+        # one reduction checks both ends: viewed as unsigned, a negative label is huge
+        as_unsigned = y.view(_UNSIGNED[y.itemsize]) if y.dtype.kind == "i" else y
+        if y.size and np.maximum.reduce(as_unsigned, axis=None) >= c:
             bad = y[(y < 0) | (y >= c)].flat[0]
             raise fail(name, "y_true", f"labels must be in [0, {c})", f"label {bad}")
         return y
@@ -137,6 +138,9 @@ def _class_targets(name: str, y_pred: Array, y_true: Any) -> Array:
     y = y.astype(y_pred.dtype, copy=False)
     _probabilities(name, "y_true", y)
     return y
+
+
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def _is_labels(y: Array) -> bool:
@@ -292,38 +296,44 @@ one-hot ``(n, c)`` or integer labels ``(n,)``. Prefer
 # -- from logits --------------------------------------------------------------------------
 
 class _SoftmaxParts(NamedTuple):
-    shifted: Array  # z - max z
-    exp: Array  # e^{z - max z}
+    shifted: Array  # z - max z (C-contiguous)
+    exp: Array  # e^{z - max z} (C-contiguous)
     total: Array  # Σ_c e^{z_c - max z}, keepdims
     target: Array  # integer labels or one-hot/soft targets
-    at: tuple[Any, ...] | None  # index of the labelled class, for integer labels
+    at: Array | None  # for integer labels, the labelled classes' flat positions
 
 
 def _sce_prepare(z: Array, y_true: Any) -> _SoftmaxParts:
     y = _class_targets("softmax_cross_entropy", z, y_true)
-    shifted = z - np.maximum.reduce(z, axis=-1, keepdims=True)
+    # order="C": shifted and exp are C-contiguous whatever z's layout, so the
+    # flat label index below addresses them (and writes into exp) directly
+    shifted = np.subtract(z, np.maximum.reduce(z, axis=-1, keepdims=True), order="C")
     e = np.exp(shifted)
-    at = _label_index(y) if _is_labels(y) else None
+    at = None
+    if _is_labels(y):  # where z[..., y] lies in a C-contiguous array shaped like z
+        classes = z.shape[-1]
+        at = np.arange(0, y.size * classes, classes).reshape(y.shape) + y
     return _SoftmaxParts(shifted, e, np.add.reduce(e, axis=-1, keepdims=True), y, at)
 
 
 def _sce_terms(p: _SoftmaxParts) -> Array:
     lse = np.log(p.total[..., 0])  # logsumexp(z) - max z
     if p.at is not None:
-        return lse - p.shifted[p.at]  # type: ignore[no-any-return]
+        return lse - p.shifted.reshape(-1)[p.at]
     return (p.target * (lse[..., None] - p.shifted)).sum(axis=-1)  # type: ignore[no-any-return]
 
 
 def _sce_grad(p: _SoftmaxParts) -> Array:
     g = p.exp  # the last use of exp: normalize it in place
+    n = _samples(g)
+    if p.at is not None:  # (e / Σe - onehot) / n, as e / (n Σe) - 1/n at the labels
+        g /= p.total * g.dtype.type(n)
+        g.reshape(-1)[p.at] -= g.dtype.type(1 / n)
+        return g
     g /= p.total
-    n = g.dtype.type(_samples(g))
-    if p.at is not None:
-        g[p.at] -= 1
-    else:
-        g *= p.target.sum(axis=-1, keepdims=True)
-        g -= p.target
-    g /= n
+    g *= p.target.sum(axis=-1, keepdims=True)
+    g -= p.target
+    g /= g.dtype.type(n)
     return g
 
 

@@ -32,12 +32,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nnfunc.typing import PyTree
+from nnfunc.typing import Array, PyTree
 
 __all__ = [
     "Field", "Path", "TreeDef", "add", "all_finite", "assert_same_structure", "astype",
     "flatten", "global_norm", "keystr", "leaves", "leaves_with_path", "map",
-    "map_with_path", "mask", "num_leaves", "scale", "size", "structure", "sub",
+    "map_with_path", "mask", "num_leaves", "paired_leaves", "scale", "size", "structure", "sub",
     "unflatten", "vdot", "where", "zeros_like",
 ]
 
@@ -319,6 +319,50 @@ def leaves(tree: PyTree) -> list[Any]:
     out: list[Any] = []
     _leaves_into(tree, out)
     return out
+
+
+def paired_leaves(a: PyTree, b: PyTree) -> tuple[list[Array], list[Array]] | None:
+    """The leaves of two trees of one structure whose leaves are all arrays, in one walk.
+
+    Returns ``(leaves(a), leaves(b))`` when ``a`` and ``b`` are built of the
+    same lists, tuples, NamedTuples, str-keyed dicts and ``None`` with
+    ``np.ndarray`` leaves at the same places; ``None`` otherwise (including
+    trees of other node types, which :func:`flatten` handles), so a caller can
+    take its general path, which also words the error. This is the fast check
+    an optimizer makes every step; it builds no :class:`TreeDef`.
+    """
+    la: list[Array] = []
+    lb: list[Array] = []
+    return (la, lb) if _pair_into(a, b, la, lb) else None
+
+
+def _pair_into(a: Any, b: Any, la: list[Array], lb: list[Array]) -> bool:
+    kind = type(a)
+    if kind is np.ndarray:
+        if type(b) is not np.ndarray:
+            return False
+        la.append(a)
+        lb.append(b)
+        return True
+    if type(b) is not kind:
+        return False
+    if kind is tuple or kind is list or (isinstance(a, tuple)
+                                         and _namedtuple_fields(kind) is not None):
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b):  # noqa: SIM110 (loops, not all(...): this runs every step)
+            if not _pair_into(x, y, la, lb):
+                return False
+        return True
+    if kind is dict:
+        keys = sorted(a) if all(type(k) is str for k in a) else None
+        if keys is None or keys != sorted(b):
+            return False
+        for k in keys:  # noqa: SIM110
+            if not _pair_into(a[k], b[k], la, lb):
+                return False
+        return True
+    return a is None
 
 
 def num_leaves(tree: PyTree) -> int:

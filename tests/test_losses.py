@@ -106,3 +106,22 @@ def test_per_sample_losses_average_to_the_loss(entry: LossEntry, data: st.DataOb
     i = data.draw(st.integers(0, y_pred.shape[0] - 1))
     alone = entry.loss.apply(y_pred[i:i + 1], np.asarray(y_true)[i:i + 1])
     assert per[i] == pytest.approx(alone, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("labels_shape", [(6,), (2, 3)])
+def test_softmax_cross_entropy_same_for_any_memory_layout_of_the_logits(
+        labels_shape: tuple[int, ...]) -> None:
+    # the label lookup indexes C-ordered work arrays; a Fortran-ordered or
+    # strided z (and strided labels) must give exactly the same loss and gradient
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((*labels_shape, 4)).astype(np.float32)
+    y = rng.integers(0, 4, (*labels_shape, 2))[..., 0]  # a strided view
+    value, grad = losses.softmax_cross_entropy.value_and_grad(z, y)
+    for other in (np.asfortranarray(z), np.repeat(z, 2, axis=-1)[..., ::2]):
+        v2, g2 = losses.softmax_cross_entropy.value_and_grad(other, y)
+        assert v2 == value
+        np.testing.assert_array_equal(g2, grad)
+    # and it is the gradient: the one-hot targets give the same
+    onehot = np.eye(4, dtype=np.float32)[y]
+    _, g3 = losses.softmax_cross_entropy.value_and_grad(z, onehot)
+    np.testing.assert_allclose(g3, grad, rtol=1e-6, atol=1e-7)

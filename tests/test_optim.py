@@ -432,38 +432,90 @@ def test_integer_params_are_rejected() -> None:
 @pytest.mark.parametrize("make", [lambda: optim.adam(0.05),
                                   lambda: optim.adamw(0.05, weight_decay=0.1)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_update_in_place_equals_update_and_reuses_large_leaves(make: Any, dtype: Any) -> None:
+def test_update_in_place_equals_update_and_overwrites_the_state(make: Any, dtype: Any) -> None:
     rng = np.random.default_rng(0)
     shapes = {"big": (130, 130), "small": (7, 3), "bias": (130,)}  # 16,900 >= the group limit
     params = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
     opt = make()
     pure, donated = opt.init(params), opt.init(tree.map(np.copy, params))
-    for _ in range(3):
+    for step in range(3):
         grads = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
         kept = tree.map(np.copy, grads)
-        old = donated.params["big"], donated.slots.m["big"], donated.slots.v["big"]
+        old = donated
         pure, _ = opt.update(pure, grads)
         donated, p_don = opt.update_in_place(donated, grads)
         tree.map(np.testing.assert_array_equal, pure, donated)
         tree.map(np.testing.assert_array_equal, kept, grads)  # grads are never written
-        assert all(np.shares_memory(a, b) for a, b in
-                   zip(old, (p_don["big"], donated.slots.m["big"], donated.slots.v["big"])))
-        assert p_don["big"].dtype == dtype
+        assert all(p.dtype == dtype for p in p_don.values())
+        # the slots from init are overwritten from the first step; the caller's
+        # own params only from the second, once they are the update's arrays
+        assert donated.slots is old.slots
+        assert (p_don is old.params) == (step > 0)
+        assert all(np.shares_memory(a, b) == (step > 0)
+                   for a, b in zip(old.params.values(), p_don.values()))
 
 
-def test_update_in_place_falls_back_when_it_may_not_overwrite() -> None:
-    # read-only arrays, or two leaves that are one array, are left alone
+def _arena_state(opt: optim.Optimizer, shapes: list[tuple[int, ...]]) -> Any:
+    """A state one update in, so that params and slots are the update's arrays."""
+    rng = np.random.default_rng(3)
+    state = opt.init([rng.standard_normal(s) for s in shapes])
+    return opt.update(state, [rng.standard_normal(s) for s in shapes])[0]
+
+
+@pytest.mark.parametrize("case", ["read-only leaf", "copied leaf", "m is params", "grads in m",
+                                  "grads in params", "rebuilt tree"])
+def test_update_in_place_writes_only_what_it_may(case: str) -> None:
+    # whatever cannot be overwritten safely is left as it is, and the result
+    # is still exactly the pure update's
     opt = optim.adam(0.1)
-    w = np.ones((130, 130))
-    frozen = w.copy()
-    frozen.flags.writeable = False
-    for params in ({"a": frozen}, {"a": w, "b": w}):
-        state = opt.init(params)
-        grads = tree.map(np.ones_like, params)
-        snapshot = tree.map(np.copy, state)
-        new, _ = opt.update_in_place(state, grads)
-        tree.map(np.testing.assert_array_equal, snapshot, state)
-        tree.map(np.testing.assert_array_equal, opt.update(snapshot, grads)[0], new)
+    shapes = [(130, 130), (3,), (4, 2)]
+    state = _arena_state(opt, shapes)
+    grads = [np.full(s, 0.5) for s in shapes]
+    params, m, v = state.params, state.slots.m, state.slots.v
+    if case == "read-only leaf":
+        params[1].flags.writeable = False
+    elif case == "copied leaf":
+        params = [params[0], params[1].copy(), params[2]]
+    elif case == "m is params":
+        m = params
+    elif case == "grads in m":
+        grads = m
+    elif case == "grads in params":
+        grads = [p[::-1] for p in params]  # views of the params, reversed
+    else:
+        params, m, v = (tree.map(np.copy, a) for a in (params, m, v))
+    state = state._replace(params=params, slots=optim.AdamSlots(m, v))
+    snapshot = tree.map(np.copy, (state, grads))
+    expected, _ = opt.update(snapshot[0], snapshot[1])
+    new, _ = opt.update_in_place(state, grads)
+    tree.map(np.testing.assert_array_equal, expected, new)
+    tree.map(np.testing.assert_array_equal, snapshot[1], grads)  # grads are never written
+    kept = {"read-only leaf": params, "copied leaf": params, "m is params": m,
+            "grads in m": m, "grads in params": params, "rebuilt tree": (params, m, v)}[case]
+    before = {"read-only leaf": snapshot[0].params, "copied leaf": snapshot[0].params,
+              "m is params": snapshot[0].params, "grads in m": snapshot[0].slots.m,
+              "grads in params": snapshot[0].params,
+              "rebuilt tree": (snapshot[0].params, snapshot[0].slots.m,
+                               snapshot[0].slots.v)}[case]
+    tree.map(np.testing.assert_array_equal, before, kept)
+
+
+def test_adam_keeps_each_leaf_dtype_in_a_mixed_tree() -> None:
+    opt = optim.adam(0.1)
+    params = {"a": np.ones(3, np.float32), "b": np.ones((2, 2)), "c": np.ones(5, np.float32)}
+    grads = tree.map(np.ones_like, params)
+    state = opt.init(params)
+    alone = {k: opt.init({k: a}) for k, a in params.items()}  # each leaf on its own
+    for update in (opt.update, opt.update_in_place, opt.update_in_place):
+        state, new = update(state, grads)
+        for tr in (new, state.slots.m, state.slots.v):
+            assert {k: a.dtype for k, a in tr.items()} == {k: a.dtype for k, a in params.items()}
+        for k in params:
+            alone[k], expected = opt.update(alone[k], {k: grads[k]})
+            np.testing.assert_array_equal(new[k], expected[k])
+
+
+def test_update_fn_picks_the_in_place_update() -> None:
     assert optim.sgd(0.1).update_in_place is None
     sgd = optim.sgd(0.1)
     assert optim.update_fn(sgd, donate=True) is sgd.update
@@ -491,8 +543,10 @@ def test_wrappers_pass_the_donated_state_on_and_freeze_does_not() -> None:
         pure, _ = opt.update(pure, grads)
         donated, new = opt.update_in_place(donated, grads)
         tree.map(np.testing.assert_array_equal, pure, donated)
-        if step in (1, 4):  # the accumulated steps that reach Adam (3 is skipped)
-            assert np.shares_memory(old_w, new["w"])
+        # Adam runs on the accumulated steps 1 and 4 (3 is skipped); from its
+        # second update on, it overwrites the params its first one made
+        if step in (1, 4):
+            assert np.shares_memory(old_w, new["w"]) == (step == 4)
     assert optim.step_of(donated) == 2
     # freeze restores the old arrays of frozen leaves, which an in-place inner
     # update would have overwritten: it offers no in-place update

@@ -205,6 +205,25 @@ def flat_pair(component: str, params: PyTree, grads: PyTree) -> Leaves:
     return Leaves(p_leaves, g_leaves, p_def)
 
 
+def pair_leaves(component: str, params: PyTree, grads: PyTree) -> tuple[list[Array], list[Array]]:
+    """The leaves of params and grads, checked as :func:`flat_pair` checks them.
+
+    One walk over both trees and no :class:`~nnfunc.tree.TreeDef` when all is
+    well (the per-step fast path); anything unusual takes :func:`flat_pair`,
+    which raises the clear error or handles the rarer node types.
+    """
+    got = tree.paired_leaves(params, grads)
+    if got is not None:
+        ps, gs = got
+        for p, g in zip(ps, gs):
+            if g.shape != p.shape or g.dtype != p.dtype:
+                break
+        else:
+            return ps, gs
+    both = flat_pair(component, params, grads)
+    return both.params, both.grads
+
+
 def chain(*parts: Any) -> Any:
     """Compose wrappers (gradient transforms) in front of an optimizer.
 

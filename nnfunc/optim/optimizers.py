@@ -18,6 +18,7 @@ import numpy as np
 
 from nnfunc import tree
 from nnfunc._validate import describe, finite_float, type_fail
+from nnfunc.optim import _arena
 from nnfunc.optim.base import (
     LearningRate,
     Optimizer,
@@ -25,8 +26,8 @@ from nnfunc.optim.base import (
     Update,
     current_lr,
     decay_rate,
-    flat_pair,
     learning_rate,
+    pair_leaves,
     positive,
 )
 from nnfunc.typing import Array, PyTree
@@ -38,15 +39,22 @@ Leaves = list[Array]
 Apply = Callable[[Leaves, Leaves, Sequence[Leaves], float, int], tuple[Leaves, list[Leaves]]]
 
 
+def _zeros(leaves: Leaves) -> Leaves:
+    return [np.zeros_like(p) for p in leaves]
+
+
 def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Apply,
-          apply_in_place: Apply | None = None) -> Optimizer:
+          apply_in_place: Apply | None = None,
+          zeros: Callable[[Leaves], Leaves] = _zeros) -> Optimizer:
     """An optimizer from an update rule over leaf lists.
 
     ``apply(params, grads, slots, lr, t) -> (new_params, new_slots)`` sees
     flat lists of arrays (``slots`` is one list per slot, zeros at first).
     ``apply_in_place``, when given, is the same rule allowed to write its
     results into the arrays of ``params`` and ``slots`` (it backs
-    ``Optimizer.update_in_place``).
+    ``Optimizer.update_in_place``); when it returns the very lists it was
+    given, the state's trees are reused as they are. ``zeros(leaves)`` makes
+    each slot's initial leaves.
     """
     schedule = learning_rate(lr, name)
 
@@ -56,8 +64,7 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
             if not (isinstance(leaf, np.ndarray) and leaf.dtype.kind == "f"):
                 raise type_fail(name, tree.keystr(path, "params"),
                                 "must be a floating-point array", describe(leaf))
-        slots = slot_type(*(tree.unflatten(treedef, [np.zeros_like(p) for p in leaves])
-                            for _ in range(n_slots)))
+        slots = slot_type(*(tree.unflatten(treedef, zeros(leaves)) for _ in range(n_slots)))
         return OptState(params, 0, current_lr(name, schedule, 0, 1.0), 1.0, slots)
 
     fixed = None if callable(lr) else float(lr)
@@ -67,14 +74,22 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
             if not isinstance(state, OptState):
                 raise type_fail(name, "state", "must be this optimizer's state (from init)",
                                 describe(state))
-            leaves = flat_pair(name, state.params, grads)
+            ps, gs = pair_leaves(name, state.params, grads)
             eta = (fixed * state.lr_scale if fixed is not None
                    else current_lr(name, schedule, state.step, state.lr_scale))
             slot_leaves = [tree.leaves(s) for s in state.slots]
-            new_p, new_slots = rule(leaves.params, leaves.grads, slot_leaves, eta,
-                                    state.step + 1)
-            params = tree.unflatten(leaves.treedef, new_p)
-            slots = slot_type(*(tree.unflatten(leaves.treedef, s) for s in new_slots))
+            new_p, new_slots = rule(ps, gs, slot_leaves, eta, state.step + 1)
+            # leaves updated in place come back as the very lists: reuse their trees
+            if new_p is ps:
+                params = state.params
+            else:
+                treedef = tree.structure(state.params)
+                params = tree.unflatten(treedef, new_p)
+            if all(a is b for a, b in zip(new_slots, slot_leaves)):
+                slots = state.slots
+            else:
+                treedef = tree.structure(state.params)
+                slots = slot_type(*(tree.unflatten(treedef, s) for s in new_slots))
             return OptState(params, state.step + 1, eta, state.lr_scale, slots), params
 
         return update
@@ -343,74 +358,74 @@ kernel: for small arrays each NumPy call's fixed cost (~1 µs) dominates."""
 
 def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
                  in_place: bool = False) -> tuple[Leaves, Leaves, Leaves]:
-    """The fused Adam update of every leaf: one pass over memory per array,
-    small leaves batched into one run.
+    """The fused Adam update of every leaf, on the leaves laid end to end.
 
-    Small leaves are concatenated into arrays of our own, which the kernel
-    then overwrites. With ``in_place`` the large leaves of ``ps``, ``ms`` and
-    ``vs`` are overwritten too (where each is a distinct writeable contiguous
-    array), which spares three fresh arrays' worth of memory traffic.
+    The results are arenas (see :mod:`nnfunc.optim._arena`): the new params,
+    ``m`` and ``v`` each one flat buffer with the leaves as views. Params or
+    slots that are such arenas are read without copying; with ``in_place``
+    each one is overwritten instead, and its leaf list comes back as given
+    (the caller then reuses its tree). Grads are read where they lie, small
+    ones concatenated. Leaves of several dtypes are updated per dtype.
     """
-    small = [i for i, p in enumerate(ps) if p.size < _GROUP_MAX]
-    if len(small) == len(ps):  # e.g. a small model: one run over the concatenation
-        units = [[np.concatenate(a, axis=None) for a in (ps, gs, ms, vs)]]
-        large: list[int] = []
-    else:
-        large = [i for i, p in enumerate(ps) if p.size >= _GROUP_MAX]
-        # each unit is (p, g, m, v) as 1-D arrays; the small leaves form one unit
-        units = [[np.ravel(a[i]) for a in (ps, gs, ms, vs)] for i in large]
-        if small:
-            units.append([np.concatenate([a[i] for i in small], axis=None)
-                          for a in (ps, gs, ms, vs)])
-    # outs[r][j]: result r (p, m, v) of unit j; the concatenation is ours to overwrite
-    writable = _overwritable([ps[i] for i in large] + [ms[i] for i in large]
-                             + [vs[i] for i in large]) if in_place and large else False
-    outs = [[u[src] if writable or (small and j == len(large)) else np.empty_like(u[0])
-             for j, u in enumerate(units)] for src in (0, 2, 3)]
-    if len(units) == 1 and units[0][0].size <= _CHUNK:  # one chunk: the kernel, unsliced
-        p, g, m, v = units[0]
-        _adam_chunk(k, p, g, m, v, outs[0][0], outs[1][0], outs[2][0], np.empty_like(p))
-    else:
-        _run_chunks(k, units, outs)
+    if not ps:
+        return [], [], []
+    dtype = ps[0].dtype
+    for p in ps:
+        if p.dtype != dtype:
+            return _per_dtype(k, ps, gs, ms, vs, in_place)
+    sources = (_arena.arena_of(ps), _arena.arena_of(ms), _arena.arena_of(vs))
+    inputs = [None if a is None else _arena.flat(a) for a in sources]
+    outs = list(inputs)
+    results = [ps, ms, vs]
+    reuse = _overwritable(sources, gs) if in_place else (False, False, False)
+    for i, keep in enumerate(reuse):
+        if not keep:  # a fresh arena for this result
+            outs[i], results[i] = _arena.allocate([p.shape for p in ps], dtype)
+    runs = _arena.segments(tuple([p.size for p in ps]), _GROUP_MAX)
+    tmp = np.empty(min(_CHUNK, max(hi - lo for _, _, lo, hi in runs)), dtype)
+    for run in runs:
+        p, m, v = (_arena.gather(a, run, w) for a, w in zip((ps, ms, vs), inputs))
+        g = _arena.gather(gs, run, None)
+        lo, hi = run[2], run[3]
+        p2, m2, v2 = (o[lo:hi] for o in outs)  # type: ignore[index]
+        if hi - lo <= _CHUNK:
+            _adam_chunk(k, p, g, m, v, p2, m2, v2, tmp[:hi - lo])
+            continue
+        for c in range(0, hi - lo, _CHUNK):
+            s = slice(c, c + _CHUNK)
+            _adam_chunk(k, p[s], g[s], m[s], v[s], p2[s], m2[s], v2[s],
+                        tmp[:min(_CHUNK, hi - lo - c)])
+    return results[0], results[1], results[2]
+
+
+def _overwritable(arenas: tuple[Any, Any, Any], gs: Leaves) -> tuple[bool, bool, bool]:
+    """Which of the params, ``m`` and ``v`` arenas the kernel may write its
+    results over: each one that is an arena, distinct from the other two,
+    when no grad overlaps any of them."""
+    p, m, v = arenas
+    for g in gs:  # a grad that owns its memory (as backward's do) lies in no arena
+        if g.base is not None and any(a is not None and np.may_share_memory(g, a)
+                                      for a in arenas):
+            return False, False, False
+    return (p is not None and p is not m and p is not v,
+            m is not None and m is not p and m is not v,
+            v is not None and v is not p and v is not m)
+
+
+def _per_dtype(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
+               in_place: bool) -> tuple[Leaves, Leaves, Leaves]:
+    """:func:`_adam_leaves` over each dtype's leaves (each gets its own arenas)."""
     results: tuple[Leaves, Leaves, Leaves] = ([], [], [])
-    for r, out in zip(results, outs):
-        r.extend([None] * len(ps))  # type: ignore[list-item]
-        for j, i in enumerate(large):
-            r[i] = out[j].reshape(ps[i].shape)
-        offset = 0
-        flat = out[-1]
-        for i in small:
-            size = ps[i].size
-            r[i] = flat[offset:offset + size].reshape(ps[i].shape)
-            offset += size
+    for r in results:
+        r.extend(ps)  # placeholders, each overwritten below
+    for dtype in {p.dtype for p in ps}:
+        idx = [i for i, p in enumerate(ps) if p.dtype == dtype]
+        p, g, m, v = ([a[i] for i in idx] for a in (ps, gs, ms, vs))
+        part = _adam_leaves(k, p, g, m, v, in_place)
+        for r, new in zip(results, part):
+            for i, a in zip(idx, new):
+                r[i] = a
     return results
-
-
-def _overwritable(arrays: list[Array]) -> bool:
-    """Whether every array may be overwritten in place by an elementwise kernel:
-    C-contiguous, writeable and no two the same array or views of one buffer."""
-    owners = set()
-    for a in arrays:
-        if not (a.flags.c_contiguous and a.flags.writeable):
-            return False
-        owners.add(id(a if a.base is None else a.base))
-    return len(owners) == len(arrays)
-
-
-def _run_chunks(k: _AdamScalars, units: list[list[Array]], outs: list[list[Array]]) -> None:
-    """The kernel over every unit in chunks of ``_CHUNK`` elements.
-
-    (A second thread taking half the chunks measured no faster within a
-    training step on two cores: the update is bound by memory traffic, and
-    BLAS's workers hold the other core.)
-    """
-    tmp = np.empty(min(_CHUNK, max(u[0].size for u in units)), units[0][0].dtype)
-    for j, u in enumerate(units):
-        p, g, m, v = u
-        for lo in range(0, p.size, _CHUNK):
-            s = slice(lo, lo + _CHUNK)
-            _adam_chunk(k, p[s], g[s], m[s], v[s], outs[0][j][s], outs[1][j][s],
-                        outs[2][j][s], tmp[:min(_CHUNK, p.size - lo)])
 
 
 def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
@@ -429,7 +444,7 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
         return new_p, [new_m, new_v]
 
     return _rule(name, lr, AdamSlots, 2, partial(step, in_place=False),
-                 partial(step, in_place=True))
+                 partial(step, in_place=True), _arena.zeros_like)
 
 
 def adam(lr: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999,

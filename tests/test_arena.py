@@ -1,0 +1,85 @@
+"""Tests of nnfunc.optim._arena: flat buffers whose leaves an optimizer can recognise."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nnfunc.optim import _arena
+
+
+@given(sizes=st.lists(st.integers(0, 50), max_size=12), group_max=st.integers(1, 40))
+def test_segments_tile_the_leaves_in_order(sizes: list[int], group_max: int) -> None:
+    runs = _arena.segments(tuple(sizes), group_max)
+    at = stop_at = 0
+    for first, stop, lo, hi in runs:
+        assert first == stop_at
+        assert lo == at
+        assert first < stop
+        assert hi - lo == sum(sizes[first:stop])
+        if stop - first > 1:  # only small leaves are grouped ...
+            assert all(s < group_max for s in sizes[first:stop])
+        at, stop_at = hi, stop
+    assert stop_at == len(sizes)
+    assert at == sum(sizes)
+    # ... and a large leaf always stands alone
+    assert all(stop - first == 1 for first, stop, _, _ in runs
+               if any(s >= group_max for s in sizes[first:stop]))
+
+
+@given(shapes=st.lists(st.lists(st.integers(0, 4), max_size=3).map(tuple), min_size=1,
+                       max_size=6),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_allocate_lays_the_leaves_back_to_back(shapes: list[tuple[int, ...]],
+                                               dtype: type) -> None:
+    whole, leaves = _arena.allocate(shapes, np.dtype(dtype))
+    assert type(whole) is np.ndarray
+    assert whole.dtype == dtype
+    whole[:] = np.arange(whole.size)
+    assert [a.shape for a in leaves] == shapes
+    assert all(type(a) is np.ndarray and a.flags.c_contiguous for a in leaves)
+    np.testing.assert_array_equal(np.concatenate([a.ravel() for a in leaves]), whole)
+    assert _arena.arena_of(leaves) is not None
+
+
+def test_arena_of_knows_exactly_its_own_views() -> None:
+    _, leaves = _arena.allocate([(3, 2), (4,), (2,)], np.dtype(np.float32))
+    arena = _arena.arena_of(leaves)
+    assert arena is not None
+    assert _arena.arena_of(list(leaves)) is arena
+    others = [
+        leaves[:2],  # not all of them
+        [leaves[1], leaves[0], leaves[2]],  # out of order
+        [leaves[0], leaves[1].copy(), leaves[2]],  # a copy in its place
+        [leaves[0], leaves[1][:], leaves[2]],  # another view of the same memory
+        [leaves[0], leaves[1], leaves[1]],  # one twice
+        [np.zeros((3, 2), np.float32), leaves[1], leaves[2]],
+        [],
+    ]
+    for other in others:
+        assert _arena.arena_of(other) is None
+    leaves[2].flags.writeable = False  # a read-only leaf may not be overwritten
+    assert _arena.arena_of(leaves) is None
+
+
+def test_an_arena_lives_as_long_as_its_views() -> None:
+    _, leaves = _arena.allocate([(2,), (3,)], np.dtype(np.float64))
+    first = leaves[0]
+    del leaves, _
+    gc.collect()
+    assert first.base is not None
+    assert len(first.base.views) == 2
+    assert first.base.views[1]() is None  # the dropped view is gone, and with it the match
+    assert _arena.arena_of([first]) is None
+
+
+def test_zeros_like_groups_by_dtype_and_keeps_shapes() -> None:
+    leaves = [np.ones((2, 2), np.float32), np.ones(3), np.ones(1, np.float32)]
+    zeros = _arena.zeros_like(leaves)
+    assert [(z.shape, z.dtype) for z in zeros] == [(a.shape, a.dtype) for a in leaves]
+    assert all(not z.any() for z in zeros)
+    assert _arena.arena_of([zeros[0], zeros[2]]) is not None  # the float32 pair
+    assert _arena.arena_of([zeros[1]]) is not None
