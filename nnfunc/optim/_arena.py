@@ -41,22 +41,38 @@ class _Arena(np.ndarray):
     views: tuple[weakref.ReferenceType[Array], ...]
 
 
-def allocate(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any]) -> tuple[Array, list[Array]]:
-    """A fresh (uninitialised) arena for leaves of ``shapes``.
+def allocate(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any], *,
+             track: bool = True) -> tuple[Array, list[Array]]:
+    """A fresh (uninitialised) buffer for leaves of ``shapes``, laid back to back.
 
     Returns ``(flat, leaves)``: ``flat`` a plain 1-D view of the whole buffer,
     ``leaves[i]`` a C-contiguous array of ``shapes[i]`` at its place in it.
+    With ``track`` (the default) the buffer is an arena that :func:`arena_of`
+    recognises; without, the leaves are plain views (about half the cost,
+    for results that will not be updated in place).
     """
-    sizes = [math.prod(s) for s in shapes]
-    arena = np.ndarray.__new__(_Arena, (sum(sizes),), dtype)
-    step = arena.itemsize
-    leaves: list[Array] = []
-    offset = 0
-    for shape, size in zip(shapes, sizes):
-        leaves.append(np.ndarray(shape, dtype, buffer=arena, offset=offset * step))
-        offset += size
-    arena.views = tuple(weakref.ref(a) for a in leaves)
+    total, offsets = _layout(tuple(shapes), dtype.itemsize)
+    if not track:
+        whole = np.empty(total, dtype)
+        step = dtype.itemsize
+        return whole, [whole[at // step:at // step + math.prod(shape)].reshape(shape)
+                       for shape, at in zip(shapes, offsets)]
+    arena = np.ndarray.__new__(_Arena, (total,), dtype)
+    leaves = [np.ndarray(shape, dtype, buffer=arena, offset=at)
+              for shape, at in zip(shapes, offsets)]
+    arena.views = tuple([weakref.ref(a) for a in leaves])
     return arena.view(np.ndarray), leaves
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(shapes: tuple[tuple[int, ...], ...], itemsize: int) -> tuple[int, tuple[int, ...]]:
+    """Total elements and each leaf's byte offset (memoized: a model's shapes repeat every step)."""
+    offsets = []
+    total = 0
+    for shape in shapes:
+        offsets.append(total * itemsize)
+        total += math.prod(shape)
+    return total, tuple(offsets)
 
 
 def zeros_like(leaves: Sequence[Array]) -> list[Array]:

@@ -80,16 +80,14 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
             slot_leaves = [tree.leaves(s) for s in state.slots]
             new_p, new_slots = rule(ps, gs, slot_leaves, eta, state.step + 1)
             # leaves updated in place come back as the very lists: reuse their trees
-            if new_p is ps:
-                params = state.params
-            else:
+            params, slots = state.params, state.slots
+            same_slots = all(a is b for a, b in zip(new_slots, slot_leaves))
+            if new_p is not ps or not same_slots:
                 treedef = tree.structure(state.params)
-                params = tree.unflatten(treedef, new_p)
-            if all(a is b for a, b in zip(new_slots, slot_leaves)):
-                slots = state.slots
-            else:
-                treedef = tree.structure(state.params)
-                slots = slot_type(*(tree.unflatten(treedef, s) for s in new_slots))
+                if new_p is not ps:
+                    params = tree.unflatten(treedef, new_p)
+                if not same_slots:
+                    slots = slot_type(*(tree.unflatten(treedef, s) for s in new_slots))
             return OptState(params, state.step + 1, eta, state.lr_scale, slots), params
 
         return update
@@ -316,11 +314,24 @@ _CHUNK = 1 << 17
 float32) streams through cache once instead of once per arithmetic op."""
 
 class _AdamScalars(NamedTuple):
-    b1: float
-    b2: float
-    lr_hat: float  # η √(1-β₂ᵗ) / (1-β₁ᵗ)
-    eps_hat: float  # ε √(1-β₂ᵗ)
-    decay: float  # 1 - η λ (AdamW), 1 for Adam
+    """The step's constants, as scalars of the params' dtype (so float32 stays float32)."""
+
+    b1: Any
+    c1: Any  # 1 - β₁
+    b2: Any
+    c2: Any  # 1 - β₂
+    lr_hat: Any  # η √(1-β₂ᵗ) / (1-β₁ᵗ)
+    eps_hat: Any  # ε √(1-β₂ᵗ)
+    decay: Any  # 1 - η λ (AdamW), 1 for Adam
+
+
+def _adam_scalars(dtype: np.dtype[Any], b1: float, b2: float, eta: float, eps: float,
+                  weight_decay: float, t: int) -> _AdamScalars:
+    """The constants of step ``t`` (counted from 1) in ``dtype``."""
+    bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+    f = dtype.type
+    return _AdamScalars(f(b1), f(1 - b1), f(b2), f(1 - b2), f(eta * math.sqrt(bc2) / bc1),
+                        f(eps * math.sqrt(bc2)), f(1 - eta * weight_decay))
 
 
 def _adam_chunk(k: _AdamScalars, p: Array, g: Array, m: Array, v: Array, p2: Array,
@@ -330,23 +341,22 @@ def _adam_chunk(k: _AdamScalars, p: Array, g: Array, m: Array, v: Array, p2: Arr
     ``m2 = β₁m + (1-β₁)g``; ``v2 = β₂v + (1-β₂)g²``;
     ``p2 = decay·p - lr_hat · m2 / (√v2 + eps_hat)``, which is the textbook
     ``θ - η m̂/(√v̂ + ε)`` with ``m̂ = m/(1-β₁ᵗ)``, ``v̂ = v/(1-β₂ᵗ)`` rearranged
-    so the bias corrections become two scalars.
+    so the bias corrections become two scalars. Any output may be its input.
     """
-    f = p.dtype.type
-    np.multiply(g, f(1 - k.b1), out=tmp)
-    np.multiply(m, f(k.b1), out=m2)
-    m2 += tmp
+    np.multiply(g, k.c1, out=tmp)
+    np.multiply(m, k.b1, out=m2)
+    np.add(m2, tmp, out=m2)
     np.multiply(g, g, out=tmp)
-    tmp *= f(1 - k.b2)
-    np.multiply(v, f(k.b2), out=v2)
-    v2 += tmp
+    np.multiply(tmp, k.c2, out=tmp)
+    np.multiply(v, k.b2, out=v2)
+    np.add(v2, tmp, out=v2)
     np.sqrt(v2, out=tmp)
-    tmp += f(k.eps_hat)
+    np.add(tmp, k.eps_hat, out=tmp)
     np.divide(m2, tmp, out=tmp)
-    tmp *= f(k.lr_hat)
-    if k.decay != 1.0:
-        np.multiply(p, f(k.decay), out=p2)
-        p2 -= tmp
+    np.multiply(tmp, k.lr_hat, out=tmp)
+    if k.decay != 1:
+        np.multiply(p, k.decay, out=p2)
+        np.subtract(p2, tmp, out=p2)
     else:
         np.subtract(p, tmp, out=p2)
 
@@ -356,31 +366,35 @@ _GROUP_MAX = 1 << 14
 kernel: for small arrays each NumPy call's fixed cost (~1 µs) dominates."""
 
 
-def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
-                 in_place: bool = False) -> tuple[Leaves, Leaves, Leaves]:
+def _adam_leaves(constants: Callable[[np.dtype[Any]], _AdamScalars], ps: Leaves, gs: Leaves,
+                 ms: Leaves, vs: Leaves, in_place: bool = False) -> tuple[Leaves, Leaves, Leaves]:
     """The fused Adam update of every leaf, on the leaves laid end to end.
 
-    The results are arenas (see :mod:`nnfunc.optim._arena`): the new params,
-    ``m`` and ``v`` each one flat buffer with the leaves as views. Params or
-    slots that are such arenas are read without copying; with ``in_place``
-    each one is overwritten instead, and its leaf list comes back as given
-    (the caller then reuses its tree). Grads are read where they lie, small
-    ones concatenated. Leaves of several dtypes are updated per dtype.
+    The new params, ``m`` and ``v`` are each one flat buffer with the leaves
+    as views. With ``in_place`` (a donated state) they are arenas (see
+    :mod:`nnfunc.optim._arena`), and where the given params, ``m`` or ``v``
+    already are such an arena, it is overwritten instead and its leaf list
+    comes back as given (the caller then reuses its tree): from the second
+    donated step on, the update is one pass over three flat buffers. Arenas
+    are read without copying, other leaves where they lie (small ones
+    concatenated), grads likewise. Leaves of several dtypes are updated per
+    dtype.
     """
     if not ps:
         return [], [], []
     dtype = ps[0].dtype
     for p in ps:
         if p.dtype != dtype:
-            return _per_dtype(k, ps, gs, ms, vs, in_place)
+            return _per_dtype(constants, ps, gs, ms, vs, in_place)
+    k = constants(dtype)
     sources = (_arena.arena_of(ps), _arena.arena_of(ms), _arena.arena_of(vs))
     inputs = [None if a is None else _arena.flat(a) for a in sources]
     outs = list(inputs)
     results = [ps, ms, vs]
     reuse = _overwritable(sources, gs) if in_place else (False, False, False)
     for i, keep in enumerate(reuse):
-        if not keep:  # a fresh arena for this result
-            outs[i], results[i] = _arena.allocate([p.shape for p in ps], dtype)
+        if not keep:  # fresh memory for this result: an arena when the next step may reuse it
+            outs[i], results[i] = _arena.allocate([p.shape for p in ps], dtype, track=in_place)
     runs = _arena.segments(tuple([p.size for p in ps]), _GROUP_MAX)
     tmp = np.empty(min(_CHUNK, max(hi - lo for _, _, lo, hi in runs)), dtype)
     for run in runs:
@@ -412,8 +426,8 @@ def _overwritable(arenas: tuple[Any, Any, Any], gs: Leaves) -> tuple[bool, bool,
             v is not None and v is not p and v is not m)
 
 
-def _per_dtype(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
-               in_place: bool) -> tuple[Leaves, Leaves, Leaves]:
+def _per_dtype(constants: Callable[[np.dtype[Any]], _AdamScalars], ps: Leaves, gs: Leaves,
+               ms: Leaves, vs: Leaves, in_place: bool) -> tuple[Leaves, Leaves, Leaves]:
     """:func:`_adam_leaves` over each dtype's leaves (each gets its own arenas)."""
     results: tuple[Leaves, Leaves, Leaves] = ([], [], [])
     for r in results:
@@ -421,7 +435,7 @@ def _per_dtype(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
     for dtype in {p.dtype for p in ps}:
         idx = [i for i, p in enumerate(ps) if p.dtype == dtype]
         p, g, m, v = ([a[i] for i in idx] for a in (ps, gs, ms, vs))
-        part = _adam_leaves(k, p, g, m, v, in_place)
+        part = _adam_leaves(constants, p, g, m, v, in_place)
         for r, new in zip(results, part):
             for i, a in zip(idx, new):
                 r[i] = a
@@ -437,9 +451,7 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
 
     def step(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float, t: int,
              in_place: bool) -> tuple[Leaves, list[Leaves]]:
-        bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
-        k = _AdamScalars(beta1, beta2, eta * math.sqrt(bc2) / bc1, e * math.sqrt(bc2),
-                         1 - eta * wd)
+        k = partial(_adam_scalars, b1=beta1, b2=beta2, eta=eta, eps=e, weight_decay=wd, t=t)
         new_p, new_m, new_v = _adam_leaves(k, ps, gs, slots[0], slots[1], in_place)
         return new_p, [new_m, new_v]
 
