@@ -283,8 +283,11 @@ def _leaves_into(node: Any, out: list[Any]) -> None:
         out.append(node)
     elif kind is tuple or kind is list or (isinstance(node, tuple)
                                            and _namedtuple_fields(kind) is not None):
-        for c in node:
-            _leaves_into(c, out)
+        for c in node:  # array children inline: most nodes are leaves, and this runs per step
+            if type(c) is np.ndarray:
+                out.append(c)
+            else:
+                _leaves_into(c, out)
     elif kind is dict and all(type(k) is str for k in node):
         for k in sorted(node):
             _leaves_into(node[k], out)
@@ -350,8 +353,11 @@ def _pair_into(a: Any, b: Any, la: list[Array], lb: list[Array]) -> bool:
                                          and _namedtuple_fields(kind) is not None):
         if len(a) != len(b):
             return False
-        for x, y in zip(a, b):  # noqa: SIM110 (loops, not all(...): this runs every step)
-            if not _pair_into(x, y, la, lb):
+        for x, y in zip(a, b):  # a loop, array pairs inline: this runs every step
+            if type(x) is np.ndarray and type(y) is np.ndarray:
+                la.append(x)
+                lb.append(y)
+            elif not _pair_into(x, y, la, lb):
                 return False
         return True
     if kind is dict:

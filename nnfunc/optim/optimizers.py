@@ -388,20 +388,21 @@ def _adam_leaves(constants: Callable[[np.dtype[Any]], _AdamScalars], ps: Leaves,
             return _per_dtype(constants, ps, gs, ms, vs, in_place)
     k = constants(dtype)
     sources = (_arena.arena_of(ps), _arena.arena_of(ms), _arena.arena_of(vs))
-    inputs = [None if a is None else _arena.flat(a) for a in sources]
-    outs = list(inputs)
+    p_in, m_in, v_in = [None if a is None else _arena.flat(a) for a in sources]
+    outs: list[Any] = [p_in, m_in, v_in]  # each an array once the loop below has run
     results = [ps, ms, vs]
     reuse = _overwritable(sources, gs) if in_place else (False, False, False)
     for i, keep in enumerate(reuse):
         if not keep:  # fresh memory for this result: an arena when the next step may reuse it
             outs[i], results[i] = _arena.allocate([p.shape for p in ps], dtype, track=in_place)
+    p_out, m_out, v_out = outs
     runs = _arena.segments(tuple([p.size for p in ps]), _GROUP_MAX)
-    tmp = np.empty(min(_CHUNK, max(hi - lo for _, _, lo, hi in runs)), dtype)
+    tmp = np.empty(min(_CHUNK, max([hi - lo for _, _, lo, hi in runs])), dtype)
     for run in runs:
-        p, m, v = (_arena.gather(a, run, w) for a, w in zip((ps, ms, vs), inputs))
-        g = _arena.gather(gs, run, None)
+        p, g = _arena.gather(ps, run, p_in), _arena.gather(gs, run, None)
+        m, v = _arena.gather(ms, run, m_in), _arena.gather(vs, run, v_in)
         lo, hi = run[2], run[3]
-        p2, m2, v2 = (o[lo:hi] for o in outs)  # type: ignore[index]
+        p2, m2, v2 = p_out[lo:hi], m_out[lo:hi], v_out[lo:hi]
         if hi - lo <= _CHUNK:
             _adam_chunk(k, p, g, m, v, p2, m2, v2, tmp[:hi - lo])
             continue
@@ -418,9 +419,10 @@ def _overwritable(arenas: tuple[Any, Any, Any], gs: Leaves) -> tuple[bool, bool,
     when no grad overlaps any of them."""
     p, m, v = arenas
     for g in gs:  # a grad that owns its memory (as backward's do) lies in no arena
-        if g.base is not None and any(a is not None and np.may_share_memory(g, a)
-                                      for a in arenas):
-            return False, False, False
+        if g.base is not None:
+            for a in arenas:
+                if a is not None and np.may_share_memory(g, a):
+                    return False, False, False
     return (p is not None and p is not m and p is not v,
             m is not None and m is not p and m is not v,
             v is not None and v is not p and v is not m)
