@@ -2,9 +2,9 @@
 
 Each run starts a new Python, imports NumPy (timed), then nnfunc (timed), and
 lists every module the nnfunc import added that is neither the standard
-library nor NumPy nor nnfunc itself — the design allows only
-``typing_extensions`` there, and never scikit-learn, torch, matplotlib,
-hypothesis or pytest. The report gives the median of several runs: a single
+library nor NumPy nor nnfunc itself — the benchmark issue allows none
+(nnfunc uses ``typing_extensions`` for type checking only), and never
+scikit-learn, torch, matplotlib, hypothesis or pytest. The report gives the median of several runs: a single
 cold import is mostly disk cache and noise.
 """
 

@@ -27,10 +27,9 @@ name               distribution                           reference
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from typing_extensions import Protocol
 
 from nnfunc import random
 from nnfunc._validate import describe, finite_float, type_fail

@@ -29,10 +29,9 @@ private ``forward`` (which also returns what the backward pass needs) and one
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
-from typing_extensions import Protocol
 
 from nnfunc import tree
 from nnfunc._validate import describe, fail, type_fail
