@@ -2,10 +2,10 @@
 
 Each run starts a new Python, imports NumPy (timed), then nnfunc (timed), and
 lists every module the nnfunc import added that is neither the standard
-library nor NumPy nor nnfunc itself — the benchmark issue allows none
-(nnfunc uses ``typing_extensions`` for type checking only), and never
-scikit-learn, torch, matplotlib, hypothesis or pytest. The report gives the median of several runs: a single
-cold import is mostly disk cache and noise.
+library nor NumPy nor nnfunc itself — the benchmark issue allows none (the
+declared typing-extensions dependency is not imported), and never
+scikit-learn, torch, matplotlib, hypothesis or pytest. The report gives the
+median of several runs: a single cold import is mostly disk cache and noise.
 """
 
 from __future__ import annotations

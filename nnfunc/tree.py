@@ -281,8 +281,9 @@ def _leaves_into(node: Any, out: list[Any]) -> None:
     kind = type(node)
     if kind is np.ndarray:
         out.append(node)
-    elif kind is tuple or kind is list or (isinstance(node, tuple)
-                                           and _namedtuple_fields(kind) is not None):
+    elif kind is tuple or kind is list or (  # the memo read inline: this runs per node
+            isinstance(node, tuple)
+            and (_FIELDS[kind] if kind in _FIELDS else _namedtuple_fields(kind)) is not None):
         for c in node:  # array children inline: most nodes are leaves, and this runs per step
             if type(c) is np.ndarray:
                 out.append(c)
@@ -349,8 +350,9 @@ def _pair_into(a: Any, b: Any, la: list[Array], lb: list[Array]) -> bool:
         return True
     if type(b) is not kind:
         return False
-    if kind is tuple or kind is list or (isinstance(a, tuple)
-                                         and _namedtuple_fields(kind) is not None):
+    if kind is tuple or kind is list or (  # the memo read inline: this runs per node
+            isinstance(a, tuple)
+            and (_FIELDS[kind] if kind in _FIELDS else _namedtuple_fields(kind)) is not None):
         if len(a) != len(b):
             return False
         for x, y in zip(a, b):  # a loop, array pairs inline: this runs every step

@@ -81,7 +81,9 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
             new_p, new_slots = rule(ps, gs, slot_leaves, eta, state.step + 1)
             # leaves updated in place come back as the very lists: reuse their trees
             params, slots = state.params, state.slots
-            same_slots = all(a is b for a, b in zip(new_slots, slot_leaves))
+            same_slots = True
+            for a, b in zip(new_slots, slot_leaves):
+                same_slots = same_slots and a is b
             if new_p is not ps or not same_slots:
                 treedef = tree.structure(state.params)
                 if new_p is not ps:
@@ -387,8 +389,11 @@ def _adam_leaves(constants: Callable[[np.dtype[Any]], _AdamScalars], ps: Leaves,
         if p.dtype != dtype:
             return _per_dtype(constants, ps, gs, ms, vs, in_place)
     k = constants(dtype)
-    sources = (_arena.arena_of(ps), _arena.arena_of(ms), _arena.arena_of(vs))
-    p_in, m_in, v_in = [None if a is None else _arena.flat(a) for a in sources]
+    sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
+                                          _arena.arena_of(vs))
+    p_in = None if p_arena is None else _arena.flat(p_arena)
+    m_in = None if m_arena is None else _arena.flat(m_arena)
+    v_in = None if v_arena is None else _arena.flat(v_arena)
     outs: list[Any] = [p_in, m_in, v_in]  # each an array once the loop below has run
     results = [ps, ms, vs]
     reuse = _overwritable(sources, gs) if in_place else (False, False, False)
@@ -397,7 +402,10 @@ def _adam_leaves(constants: Callable[[np.dtype[Any]], _AdamScalars], ps: Leaves,
             outs[i], results[i] = _arena.allocate([p.shape for p in ps], dtype, track=in_place)
     p_out, m_out, v_out = outs
     runs = _arena.segments(tuple([p.size for p in ps]), _GROUP_MAX)
-    tmp = np.empty(min(_CHUNK, max([hi - lo for _, _, lo, hi in runs])), dtype)
+    longest = 0
+    for _, _, lo, hi in runs:
+        longest = max(longest, hi - lo)
+    tmp = np.empty(min(_CHUNK, longest), dtype)
     for run in runs:
         p, g = _arena.gather(ps, run, p_in), _arena.gather(gs, run, None)
         m, v = _arena.gather(ms, run, m_in), _arena.gather(vs, run, v_in)
