@@ -124,7 +124,11 @@ def serial(*layers: Layer) -> Layer:
         ps = _child_params(name, params, n)
         pullbacks = []
         for layer, p, k in zip(children, ps, _keys(key, n, name)):
-            x, pb = vjp(layer, p, x, key=k, train=train)
+            # a layer's own vjp called directly (what nnfunc.vjp does): this runs per step
+            if layer.vjp is not None:
+                x, pb = layer.vjp(p, x, key=k, train=train)
+            else:
+                x, pb = vjp(layer, p, x, key=k, train=train)
             pullbacks.append(pb)
         return x, pullbacks
 
