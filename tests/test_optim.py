@@ -456,14 +456,21 @@ def test_update_in_place_equals_update_and_overwrites_the_state(make: Any, dtype
 
 
 def _arena_state(opt: optim.Optimizer, shapes: list[tuple[int, ...]]) -> Any:
-    """A state one update in, so that params and slots are the update's arrays."""
+    """A state one donated update in: params and slots are the update's own
+    arrays, which the next donated update overwrites (checked)."""
     rng = np.random.default_rng(3)
     state = opt.init([rng.standard_normal(s) for s in shapes])
-    return opt.update(state, [rng.standard_normal(s) for s in shapes])[0]
+    assert opt.update_in_place is not None
+    state = opt.update_in_place(state, [rng.standard_normal(s) for s in shapes])[0]
+    before = state
+    state, _ = opt.update_in_place(state, [rng.standard_normal(s) for s in shapes])
+    assert state.params is before.params  # written in place: the same trees come back
+    assert state.slots is before.slots
+    return state
 
 
 @pytest.mark.parametrize("case", ["read-only leaf", "copied leaf", "m is params", "grads in m",
-                                  "grads in params", "rebuilt tree"])
+                                  "grads in params", "m in params", "rebuilt tree"])
 def test_update_in_place_writes_only_what_it_may(case: str) -> None:
     # whatever cannot be overwritten safely is left as it is, and the result
     # is still exactly the pure update's
@@ -482,6 +489,9 @@ def test_update_in_place_writes_only_what_it_may(case: str) -> None:
         grads = m
     elif case == "grads in params":
         grads = [p[::-1] for p in params]  # views of the params, reversed
+    elif case == "m in params":  # the moments read from the first param's memory,
+        flat = params[0].reshape(-1)  # which the update writes before it reaches leaf 1
+        m = [params[0][::-1], flat[:3], flat[3:11].reshape(4, 2)]
     else:
         params, m, v = (tree.map(np.copy, a) for a in (params, m, v))
     state = state._replace(params=params, slots=optim.AdamSlots(m, v))
@@ -491,10 +501,11 @@ def test_update_in_place_writes_only_what_it_may(case: str) -> None:
     tree.map(np.testing.assert_array_equal, expected, new)
     tree.map(np.testing.assert_array_equal, snapshot[1], grads)  # grads are never written
     kept = {"read-only leaf": params, "copied leaf": params, "m is params": m,
-            "grads in m": m, "grads in params": params, "rebuilt tree": (params, m, v)}[case]
+            "grads in m": m, "grads in params": params, "m in params": params,
+            "rebuilt tree": (params, m, v)}[case]
     before = {"read-only leaf": snapshot[0].params, "copied leaf": snapshot[0].params,
               "m is params": snapshot[0].params, "grads in m": snapshot[0].slots.m,
-              "grads in params": snapshot[0].params,
+              "grads in params": snapshot[0].params, "m in params": snapshot[0].params,
               "rebuilt tree": (snapshot[0].params, snapshot[0].slots.m,
                                snapshot[0].slots.v)}[case]
     tree.map(np.testing.assert_array_equal, before, kept)

@@ -396,7 +396,7 @@ def _adam_leaves(constants: Callable[[np.dtype[Any]], _AdamScalars], ps: Leaves,
     v_in = None if v_arena is None else _arena.flat(v_arena)
     outs: list[Any] = [p_in, m_in, v_in]  # each an array once the loop below has run
     results = [ps, ms, vs]
-    reuse = _overwritable(sources, gs) if in_place else (False, False, False)
+    reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
     for i, keep in enumerate(reuse):
         if not keep:  # fresh memory for this result: an arena when the next step may reuse it
             outs[i], results[i] = _arena.allocate([p.shape for p in ps], dtype, track=in_place)
@@ -421,19 +421,27 @@ def _adam_leaves(constants: Callable[[np.dtype[Any]], _AdamScalars], ps: Leaves,
     return results[0], results[1], results[2]
 
 
-def _overwritable(arenas: tuple[Any, Any, Any], gs: Leaves) -> tuple[bool, bool, bool]:
+def _overwritable(arenas: tuple[Any, Any, Any], leaves: tuple[Leaves, Leaves, Leaves],
+                  gs: Leaves) -> tuple[bool, bool, bool]:
     """Which of the params, ``m`` and ``v`` arenas the kernel may write its
-    results over: each one that is an arena, distinct from the other two,
-    when no grad overlaps any of them."""
+    results over: each one that is an arena distinct from the other two,
+    provided nothing else the kernel reads (grads, and the leaves of a kind
+    that is not overwritten) overlaps what it overwrites."""
     p, m, v = arenas
-    for g in gs:  # a grad that owns its memory (as backward's do) lies in no arena
-        if g.base is not None:
-            for a in arenas:
-                if a is not None and np.may_share_memory(g, a):
+    reuse = (p is not None and p is not m and p is not v,
+             m is not None and m is not p and m is not v,
+             v is not None and v is not p and v is not m)
+    targets = [a for a, keep in zip(arenas, reuse) if keep]
+    read = list(gs)
+    for kind, keep in zip(leaves, reuse):
+        if not keep:
+            read.extend(kind)
+    for a in read:  # an array that owns its memory (as backward's grads do) lies in no arena
+        if a.base is not None:
+            for target in targets:
+                if np.may_share_memory(a, target):
                     return False, False, False
-    return (p is not None and p is not m and p is not v,
-            m is not None and m is not p and m is not v,
-            v is not None and v is not p and v is not m)
+    return reuse
 
 
 def _per_dtype(constants: Callable[[np.dtype[Any]], _AdamScalars], ps: Leaves, gs: Leaves,
