@@ -95,3 +95,26 @@ def test_structure_roundtrip(t: Any) -> None:
     leaves, td = tree.flatten(t)
     assert tree.structure(tree.unflatten(td, leaves)) == td
     assert tree.num_leaves(t) == len(leaves)
+
+
+@given(trees, trees)
+def test_paired_leaves_agrees_with_flatten(a: Any, b: Any) -> None:
+    # same structure: both leaf lists, exactly flatten's; otherwise None, never a wrong pairing
+    for other in (b, tree.map(np.copy, a)):
+        got = tree.paired_leaves(a, other)
+        same = tree.structure(a) == tree.structure(other)
+        assert (got is not None) == same
+        if got is not None:
+            assert [x is y for x, y in zip(got[0], tree.leaves(a))] == [True] * len(got[0])
+            assert [x is y for x, y in zip(got[1], tree.leaves(other))] == [True] * len(got[1])
+            assert len(got[0]) == tree.num_leaves(a)
+
+
+def test_paired_leaves_namedtuples_and_other_nodes() -> None:
+    a = _sample()
+    got = tree.paired_leaves(a, tree.map(np.copy, a))
+    assert got is not None
+    assert len(got[0]) == len(got[1]) == 3
+    assert tree.paired_leaves(a, [tuple(a[0]), (), a[2]]) is None  # a tuple is not a Pair
+    assert tree.paired_leaves({1: np.ones(1)}, {1: np.ones(1)}) is None  # flatten's job
+    assert tree.paired_leaves([np.ones(1)], [1.0]) is None  # a non-array leaf
