@@ -75,7 +75,7 @@ never overflows.
 # -- relu -----------------------------------------------------------------------------
 
 def _relu_fwd(x: Array) -> tuple[Array, Array]:
-    y = np.maximum(x, _zero(x))
+    y = np.maximum(x, 0.0)  # a Python scalar takes x's dtype: float32 stays float32
     return y, y
 
 

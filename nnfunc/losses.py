@@ -312,7 +312,8 @@ def _sce_prepare(z: Array, y_true: Any) -> _SoftmaxParts:
     at = None
     if _is_labels(y):  # where z[..., y] lies in a C-contiguous array shaped like z
         classes = z.shape[-1]
-        at = np.arange(0, y.size * classes, classes).reshape(y.shape) + y
+        rows = np.arange(0, y.size * classes, classes)
+        at = (rows if y.ndim == 1 else rows.reshape(y.shape)) + y
     return _SoftmaxParts(shifted, e, np.add.reduce(e, axis=-1, keepdims=True), y, at)
 
 
@@ -327,8 +328,8 @@ def _sce_grad(p: _SoftmaxParts) -> Array:
     g = p.exp  # the last use of exp: normalize it in place
     n = _samples(g)
     if p.at is not None:  # (e / Σe - onehot) / n, as e / (n Σe) - 1/n at the labels
-        g /= p.total * g.dtype.type(n)
-        g.reshape(-1)[p.at] -= g.dtype.type(1 / n)
+        g /= p.total * float(n)  # Python scalars take g's dtype: float32 stays float32
+        g.reshape(-1)[p.at] -= 1 / n
         return g
     g /= p.total
     g *= p.target.sum(axis=-1, keepdims=True)

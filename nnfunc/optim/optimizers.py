@@ -316,24 +316,25 @@ _CHUNK = 1 << 17
 float32) streams through cache once instead of once per arithmetic op."""
 
 class _AdamScalars(NamedTuple):
-    """The step's constants, as scalars of the params' dtype (so float32 stays float32)."""
+    """The step's constants, as Python floats: NumPy applies a Python scalar in
+    the array's own dtype, so float32 stays float32 (and no NumPy scalar is
+    built per step)."""
 
-    b1: Any
-    c1: Any  # 1 - β₁
-    b2: Any
-    c2: Any  # 1 - β₂
-    lr_hat: Any  # η √(1-β₂ᵗ) / (1-β₁ᵗ)
-    eps_hat: Any  # ε √(1-β₂ᵗ)
-    decay: Any  # 1 - η λ (AdamW), 1 for Adam
+    b1: float
+    c1: float  # 1 - β₁
+    b2: float
+    c2: float  # 1 - β₂
+    lr_hat: float  # η √(1-β₂ᵗ) / (1-β₁ᵗ)
+    eps_hat: float  # ε √(1-β₂ᵗ)
+    decay: float  # 1 - η λ (AdamW), 1 for Adam
 
 
-def _adam_scalars(dtype: np.dtype[Any], b1: float, b2: float, eta: float, eps: float,
-                  weight_decay: float, t: int) -> _AdamScalars:
-    """The constants of step ``t`` (counted from 1) in ``dtype``."""
+def _adam_scalars(b1: float, b2: float, eta: float, eps: float, weight_decay: float,
+                  t: int) -> _AdamScalars:
+    """The constants of step ``t`` (counted from 1)."""
     bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-    f = dtype.type
-    return _AdamScalars(f(b1), f(1 - b1), f(b2), f(1 - b2), f(eta * math.sqrt(bc2) / bc1),
-                        f(eps * math.sqrt(bc2)), f(1 - eta * weight_decay))
+    return _AdamScalars(b1, 1 - b1, b2, 1 - b2, eta * math.sqrt(bc2) / bc1, eps * math.sqrt(bc2),
+                        1 - eta * weight_decay)
 
 
 def _adam_chunk(k: _AdamScalars, p: Array, g: Array, m: Array, v: Array, p2: Array,
@@ -368,8 +369,8 @@ _GROUP_MAX = 1 << 14
 kernel: for small arrays each NumPy call's fixed cost (~1 µs) dominates."""
 
 
-def _adam_leaves(constants: Callable[[np.dtype[Any]], _AdamScalars], ps: Leaves, gs: Leaves,
-                 ms: Leaves, vs: Leaves, in_place: bool = False) -> tuple[Leaves, Leaves, Leaves]:
+def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
+                 in_place: bool = False) -> tuple[Leaves, Leaves, Leaves]:
     """The fused Adam update of every leaf, on the leaves laid end to end.
 
     The new params, ``m`` and ``v`` are each one flat buffer with the leaves
@@ -387,8 +388,7 @@ def _adam_leaves(constants: Callable[[np.dtype[Any]], _AdamScalars], ps: Leaves,
     dtype = ps[0].dtype
     for p in ps:
         if p.dtype != dtype:
-            return _per_dtype(constants, ps, gs, ms, vs, in_place)
-    k = constants(dtype)
+            return _per_dtype(k, ps, gs, ms, vs, in_place)
     sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
                                           _arena.arena_of(vs))
     p_in = None if p_arena is None else _arena.flat(p_arena)
@@ -444,8 +444,8 @@ def _overwritable(arenas: tuple[Any, Any, Any], leaves: tuple[Leaves, Leaves, Le
     return reuse
 
 
-def _per_dtype(constants: Callable[[np.dtype[Any]], _AdamScalars], ps: Leaves, gs: Leaves,
-               ms: Leaves, vs: Leaves, in_place: bool) -> tuple[Leaves, Leaves, Leaves]:
+def _per_dtype(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
+               in_place: bool) -> tuple[Leaves, Leaves, Leaves]:
     """:func:`_adam_leaves` over each dtype's leaves (each gets its own arenas)."""
     results: tuple[Leaves, Leaves, Leaves] = ([], [], [])
     for r in results:
@@ -453,7 +453,7 @@ def _per_dtype(constants: Callable[[np.dtype[Any]], _AdamScalars], ps: Leaves, g
     for dtype in {p.dtype for p in ps}:
         idx = [i for i, p in enumerate(ps) if p.dtype == dtype]
         p, g, m, v = ([a[i] for i in idx] for a in (ps, gs, ms, vs))
-        part = _adam_leaves(constants, p, g, m, v, in_place)
+        part = _adam_leaves(k, p, g, m, v, in_place)
         for r, new in zip(results, part):
             for i, a in zip(idx, new):
                 r[i] = a
@@ -469,7 +469,7 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
 
     def step(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float, t: int,
              in_place: bool) -> tuple[Leaves, list[Leaves]]:
-        k = partial(_adam_scalars, b1=beta1, b2=beta2, eta=eta, eps=e, weight_decay=wd, t=t)
+        k = _adam_scalars(beta1, beta2, eta, e, wd, t)
         new_p, new_m, new_v = _adam_leaves(k, ps, gs, slots[0], slots[1], in_place)
         return new_p, [new_m, new_v]
 
