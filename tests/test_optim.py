@@ -585,3 +585,17 @@ def test_update_in_place_property(make: Any, rows: int, cols: int, small: int, s
         donated, _ = opt.update_in_place(donated, grads)
         tree.map(np.testing.assert_array_equal, pure, donated)
         tree.map(np.testing.assert_array_equal, kept, grads)
+
+
+@pytest.mark.parametrize("make", [lambda: optim.adam(0.1), lambda: optim.momentum(0.1)])
+def test_slots_not_matching_the_params_are_a_clear_error(make: Any) -> None:
+    # e.g. an optimizer state mixed from two models: never a silent update, never a raw error
+    opt = make()
+    state = opt.init({"w": np.ones((2, 3)), "b": np.zeros(3)})
+    other = opt.init({"w": np.ones((3, 2)), "b": np.zeros(3)}).slots
+    mixed = state._replace(slots=other)
+    grads = {"w": np.ones((2, 3)), "b": np.ones(3)}
+    for update in (opt.update, opt.update_in_place or opt.update):
+        with pytest.raises(ValueError, match=r"state\.slots\[0\] must have the params' "
+                                             r"structure and shapes"):
+            update(mixed, grads)

@@ -224,6 +224,25 @@ def pair_leaves(component: str, params: PyTree, grads: PyTree) -> tuple[list[Arr
     return both.params, both.grads
 
 
+def check_slot(component: str, index: int, ps: list[Array], leaves: list[Any],
+               slots: Any) -> None:
+    """Raise a clear error unless slot ``index``'s leaves match the params' in number and shape.
+
+    (Say a state mixed from two models: elementwise rules would otherwise
+    fail with a raw broadcasting error, or, on flat buffers, not fail at all.)
+    """
+    if len(leaves) == len(ps):
+        for p, a in zip(ps, leaves):
+            if (a.shape if type(a) is np.ndarray else np.shape(a)) != p.shape:
+                break
+        else:
+            return
+    raise fail(component, f"state.slots[{index}]", "must have the params' structure and shapes "
+               "(a state from this optimizer's init for these params)",
+               f"structure {tree.structure(slots[index])!r} with shapes "
+               f"{[np.shape(a) for a in leaves]}")
+
+
 def chain(*parts: Any) -> Any:
     """Compose wrappers (gradient transforms) in front of an optimizer.
 
