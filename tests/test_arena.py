@@ -32,17 +32,23 @@ def test_segments_tile_the_leaves_in_order(sizes: list[int], group_max: int) -> 
 
 @given(shapes=st.lists(st.lists(st.integers(0, 4), max_size=3).map(tuple), min_size=1,
                        max_size=6),
-       dtype=st.sampled_from([np.float32, np.float64]), track=st.booleans())
+       dtype=st.sampled_from([np.float32, np.float64]))
 def test_allocate_lays_the_leaves_back_to_back(shapes: list[tuple[int, ...]],
-                                               dtype: type, track: bool) -> None:
-    whole, leaves = _arena.allocate(shapes, np.dtype(dtype), track=track)
+                                               dtype: type) -> None:
+    whole, leaves = _arena.allocate(shapes, np.dtype(dtype))
     assert type(whole) is np.ndarray
     assert whole.dtype == dtype
     whole[:] = np.arange(whole.size)
     assert [a.shape for a in leaves] == shapes
     assert all(type(a) is np.ndarray and a.flags.c_contiguous for a in leaves)
     np.testing.assert_array_equal(np.concatenate([a.ravel() for a in leaves]), whole)
-    assert (_arena.arena_of(leaves) is not None) == track  # plain views are not an arena
+    assert _arena.arena_of(leaves) is not None
+    # unpack gives the same views' places, as plain views (not an arena's)
+    plain = list(leaves)
+    _arena.unpack(whole, leaves, 0, len(leaves), plain)
+    assert all(np.shares_memory(a, b) for a, b in zip(plain, leaves) if a.size)
+    assert [a.shape for a in plain] == shapes
+    assert _arena.arena_of(plain) is None
 
 
 def test_arena_of_knows_exactly_its_own_views() -> None:

@@ -32,7 +32,7 @@ import numpy as np
 
 from nnfunc.typing import Array
 
-__all__ = ["allocate", "arena_of", "flat", "gather", "segments", "zeros_like"]
+__all__ = ["allocate", "arena_of", "flat", "gather", "segments", "unpack", "zeros_like"]
 
 
 class _Arena(np.ndarray):
@@ -41,22 +41,13 @@ class _Arena(np.ndarray):
     views: tuple[weakref.ReferenceType[Array], ...]
 
 
-def allocate(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any], *,
-             track: bool = True) -> tuple[Array, list[Array]]:
-    """A fresh (uninitialised) buffer for leaves of ``shapes``, laid back to back.
+def allocate(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any]) -> tuple[Array, list[Array]]:
+    """A fresh (uninitialised) arena for leaves of ``shapes``.
 
     Returns ``(flat, leaves)``: ``flat`` a plain 1-D view of the whole buffer,
     ``leaves[i]`` a C-contiguous array of ``shapes[i]`` at its place in it.
-    With ``track`` (the default) the buffer is an arena that :func:`arena_of`
-    recognises; without, the leaves are plain views (about half the cost,
-    for results that will not be updated in place).
     """
     total, offsets = _layout(tuple(shapes), dtype.itemsize)
-    if not track:
-        whole = np.empty(total, dtype)
-        step = dtype.itemsize
-        return whole, [whole[at // step:at // step + math.prod(shape)].reshape(shape)
-                       for shape, at in zip(shapes, offsets)]
     arena = np.ndarray.__new__(_Arena, (total,), dtype)
     leaves = [np.ndarray(shape, dtype, buffer=arena, offset=at)
               for shape, at in zip(shapes, offsets)]
@@ -137,6 +128,18 @@ def segments(sizes: tuple[int, ...], group_max: int) -> tuple[tuple[int, int, in
     if start < len(sizes):
         runs.append((start, len(sizes), lo, offset))
     return tuple(runs)
+
+
+def unpack(whole: Array, shapes_of: Sequence[Array], first: int, stop: int,
+           into: list[Array]) -> None:
+    """Set ``into[i]`` (for ``first <= i < stop``) to the view of ``whole`` (1-D,
+    run ``first:stop`` laid end to end) shaped like ``shapes_of[i]``."""
+    at = 0
+    for i in range(first, stop):
+        shape = shapes_of[i].shape
+        size = shapes_of[i].size
+        into[i] = whole[at:at + size].reshape(shape)
+        at += size
 
 
 def gather(leaves: Sequence[Array], run: tuple[int, int, int, int], whole: Array | None) -> Array:

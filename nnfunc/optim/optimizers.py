@@ -381,15 +381,16 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
                  in_place: bool = False) -> tuple[Leaves, Leaves, Leaves]:
     """The fused Adam update of every leaf, on the leaves laid end to end.
 
-    The new params, ``m`` and ``v`` are each one flat buffer with the leaves
-    as views. With ``in_place`` (a donated state) they are arenas (see
-    :mod:`nnfunc.optim._arena`), and where the given params, ``m`` or ``v``
-    already are such an arena, it is overwritten instead and its leaf list
-    comes back as given (the caller then reuses its tree): from the second
-    donated step on, the update is one pass over three flat buffers. Arenas
-    are read without copying, other leaves where they lie (small ones
-    concatenated), grads likewise. Leaves of several dtypes are updated per
-    dtype.
+    With ``in_place`` (a donated state) the new params, ``m`` and ``v`` are
+    arenas (see :mod:`nnfunc.optim._arena`): one flat buffer each, the
+    leaves views into it. Where the given params, ``m`` or ``v`` already are
+    such an arena, it is overwritten instead and its leaf list comes back as
+    given (the caller then reuses its tree): from the second donated step on,
+    the update is one pass over three flat buffers. A pure update writes its
+    results into fresh memory (into the concatenations it made of small
+    leaves, which are its own). Arenas are read without copying, other leaves
+    where they lie (small ones concatenated), grads likewise. Leaves of
+    several dtypes are updated per dtype.
     """
     if not ps:
         return [], [], []
@@ -399,26 +400,39 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
             return _per_dtype(k, ps, gs, ms, vs, in_place)
     sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
                                           _arena.arena_of(vs))
-    p_in = None if p_arena is None else _arena.flat(p_arena)
-    m_in = None if m_arena is None else _arena.flat(m_arena)
-    v_in = None if v_arena is None else _arena.flat(v_arena)
-    outs: list[Any] = [p_in, m_in, v_in]  # each an array once the loop below has run
+    inputs = (None if p_arena is None else _arena.flat(p_arena),
+              None if m_arena is None else _arena.flat(m_arena),
+              None if v_arena is None else _arena.flat(v_arena))
+    # where the results go: the donated state's own arenas, fresh arenas (donated:
+    # the next step overwrites them), or, for a pure update, per-run memory
+    wholes: list[Array | None] = list(inputs)
     results = [ps, ms, vs]
     reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
     for i, keep in enumerate(reuse):
-        if not keep:  # fresh memory for this result: an arena when the next step may reuse it
-            outs[i], results[i] = _arena.allocate([p.shape for p in ps], dtype, track=in_place)
-    p_out, m_out, v_out = outs
+        if not keep:
+            if in_place:
+                wholes[i], results[i] = _arena.allocate([p.shape for p in ps], dtype)
+            else:
+                wholes[i], results[i] = None, list(ps)  # placeholders, filled per run
     runs = _arena.segments(tuple([p.size for p in ps]), _GROUP_MAX)
     longest = 0
     for _, _, lo, hi in runs:
         longest = max(longest, hi - lo)
     tmp = np.empty(min(_CHUNK, longest), dtype)
     for run in runs:
-        p, g = _arena.gather(ps, run, p_in), _arena.gather(gs, run, None)
-        m, v = _arena.gather(ms, run, m_in), _arena.gather(vs, run, v_in)
-        lo, hi = run[2], run[3]
-        p2, m2, v2 = p_out[lo:hi], m_out[lo:hi], v_out[lo:hi]
+        first, stop, lo, hi = run
+        p, g = _arena.gather(ps, run, inputs[0]), _arena.gather(gs, run, None)
+        m, v = _arena.gather(ms, run, inputs[1]), _arena.gather(vs, run, inputs[2])
+        outs = []
+        for whole, read, given, result in zip(wholes, (p, m, v), inputs, results):
+            if whole is not None:
+                outs.append(whole[lo:hi])
+                continue
+            # pure: a concatenation made just now is ours to overwrite; else fresh memory
+            out = read if stop - first > 1 and given is None else np.empty(hi - lo, dtype)
+            _arena.unpack(out, ps, first, stop, result)
+            outs.append(out)
+        p2, m2, v2 = outs
         if hi - lo <= _CHUNK:
             _adam_chunk(k, p, g, m, v, p2, m2, v2, tmp[:hi - lo])
             continue
