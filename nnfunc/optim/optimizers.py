@@ -400,6 +400,14 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
             return _per_dtype(k, ps, gs, ms, vs, in_place)
     sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
                                           _arena.arena_of(vs))
+    if in_place and _overwritable(sources, (ps, ms, vs), gs) == (True, True, True):
+        # the steady state of a donated loop: three arenas, overwritten in place
+        flat_p = _arena.flat(p_arena)
+        if flat_p.size <= _CHUNK:  # and one chunk: a small model's whole update
+            g = np.concatenate(gs, axis=None)
+            m, v = _arena.flat(m_arena), _arena.flat(v_arena)
+            _adam_chunk(k, flat_p, g, m, v, flat_p, m, v, np.empty_like(flat_p))
+            return ps, ms, vs
     inputs = (None if p_arena is None else _arena.flat(p_arena),
               None if m_arena is None else _arena.flat(m_arena),
               None if v_arena is None else _arena.flat(v_arena))
