@@ -338,7 +338,40 @@ def _sce_grad(p: _SoftmaxParts) -> Array:
     return g
 
 
-softmax_cross_entropy = _make("softmax_cross_entropy", _sce_prepare, _sce_terms, _sce_grad)
+def _sce_labels_value_and_grad(z: Any, y_true: Any) -> tuple[Any, Array]:
+    """The training step's case — logits ``(n, c)``, integer labels ``(n,)`` —
+    in one function; anything else (and every error) goes the general way.
+
+    The same operations as ``_sce_prepare``, ``_sce_terms`` and ``_sce_grad``,
+    so the same numbers, bit for bit, without their calls (this runs every step).
+    """
+    if (type(z) is np.ndarray and z.ndim == 2 and z.dtype.kind == "f" and z.size
+            and type(y_true) is np.ndarray and y_true.dtype.kind in "iu"
+            and y_true.shape == z.shape[:1]):
+        n, classes = z.shape
+        top = np.maximum.reduce(y_true.view(_UNSIGNED[y_true.itemsize])
+                                if y_true.dtype.kind == "i" else y_true, axis=None)
+        if top < classes:
+            shifted = np.subtract(z, np.maximum.reduce(z, axis=-1, keepdims=True), order="C")
+            g = np.exp(shifted)
+            total = np.add.reduce(g, axis=-1, keepdims=True)
+            at = np.arange(0, n * classes, classes) + y_true
+            terms = np.log(total[..., 0]) - shifted.reshape(-1)[at]
+            value = z.dtype.type(np.add.reduce(terms, axis=None) / terms.size)
+            g /= total * float(n)
+            g.reshape(-1)[at] -= 1 / n
+            return value, g
+    return _sce_general(z, y_true)
+
+
+def _sce_general(z: Any, y_true: Any) -> tuple[Any, Array]:
+    both = _sce_loss.value_and_grad
+    assert both is not None
+    return both(z, y_true)
+
+
+_sce_loss = _make("softmax_cross_entropy", _sce_prepare, _sce_terms, _sce_grad)
+softmax_cross_entropy = _sce_loss._replace(value_and_grad=_sce_labels_value_and_grad)
 """Softmax cross-entropy from logits, summed over classes, mean over samples.
 
 ``L = (1/n) Σ_samples Σ_c y_c (logsumexp(z) - z_c)``, computed with a stable

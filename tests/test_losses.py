@@ -125,3 +125,34 @@ def test_softmax_cross_entropy_same_for_any_memory_layout_of_the_logits(
     onehot = np.eye(4, dtype=np.float32)[y]
     _, g3 = losses.softmax_cross_entropy.value_and_grad(z, onehot)
     np.testing.assert_allclose(g3, grad, rtol=1e-6, atol=1e-7)
+
+
+@given(n=st.integers(1, 40), c=st.integers(1, 12), scale=st.sampled_from([1.0, 30.0, 1e4]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1),
+       label_dtype=st.sampled_from([np.int64, np.int32, np.uint8]))
+def test_softmax_cross_entropy_fast_path_is_the_general_one(
+        n: int, c: int, scale: float, dtype: Any, seed: int, label_dtype: Any) -> None:
+    # the fused (logits, integer labels) path must give exactly what the general one gives
+    from nnfunc.losses import _sce_loss
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal((n, c)) * scale).astype(dtype)
+    y = rng.integers(0, c, n).astype(label_dtype)
+    fast = losses.softmax_cross_entropy.value_and_grad
+    general = _sce_loss.value_and_grad
+    assert fast is not general
+    assert general is not None
+    value, grad = fast(z, y)
+    v2, g2 = general(z, y)
+    assert value.dtype == dtype
+    assert value == v2
+    assert value == losses.softmax_cross_entropy.apply(z, y)
+    assert np.isfinite(value)
+    np.testing.assert_array_equal(grad, g2)
+
+
+def test_softmax_cross_entropy_fast_path_still_rejects_bad_labels() -> None:
+    z = np.zeros((3, 4), np.float32)
+    for bad in (np.array([0, 4, 1]), np.array([0, -1, 1])):
+        with pytest.raises(ValueError, match=r"softmax_cross_entropy: y_true labels must be in "
+                                             r"\[0, 4\)"):
+            losses.softmax_cross_entropy.value_and_grad(z, bad)
