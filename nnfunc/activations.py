@@ -35,7 +35,9 @@ def _elementwise(name: str, fwd: Callable[[Array], tuple[Array, Any]],
         return in_shape, ()
 
     def forward(params: tuple[()], x: Any, key: Key | None, train: bool) -> tuple[Array, Any]:
-        return fwd(batch_array(name, x))
+        if not (type(x) is np.ndarray and x.dtype.kind == "f" and x.ndim):  # inline: per step
+            x = batch_array(name, x)
+        return fwd(x)
 
     def backward(params: tuple[()], res: Any, dy: Array,
                  need_dx: bool) -> tuple[tuple[()], Array | None]:

@@ -103,7 +103,9 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
         if type(params) is not DenseParams:
             params = _dense_params(name, params, use_bias)
         w = params.w
-        x = batch_array(name, x, (w.shape[0],), w.dtype)
+        if not (type(x) is np.ndarray and x.dtype is w.dtype and x.dtype.kind == "f"
+                and x.ndim == 2 and x.shape[1] == w.shape[0]):  # the common case, inline
+            x = batch_array(name, x, (w.shape[0],), w.dtype)
         y = x @ w
         if params.b is not None:
             y += params.b
