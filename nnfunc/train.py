@@ -178,9 +178,18 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, donate: bool = False
     _check_optimizer("train_step", optimizer)
     update = update_fn(optimizer, donate)
 
+    model_vjp, loss_vjp = model.vjp, loss.value_and_grad
+
     def step(params: PyTree, opt_state: PyTree, x: Input, y: Any, *, key: Key | None = None,
              sample_weight: Any = None) -> tuple[Any, Any, Any]:
-        value, grads, _ = _forward_backward(model, loss, True, params, x, y, key, sample_weight)
+        if sample_weight is None and model_vjp is not None and loss_vjp is not None:
+            # _forward_backward's common case, inline: this runs every step
+            y_pred, pullback = model_vjp(params, x, key=key, train=True)
+            value, dy = loss_vjp(y_pred, y)
+            grads, _ = pullback(dy, False)
+        else:
+            value, grads, _ = _forward_backward(model, loss, True, params, x, y, key,
+                                                sample_weight)
         opt_state, params = update(opt_state, grads)
         return params, opt_state, value
 
