@@ -130,8 +130,13 @@ def _check_model_and_loss(component: str, model: Any, loss: Any) -> None:
 
 def _forward_backward(model: Layer, loss: Loss, train: bool, params: PyTree, x: Input, y: Any,
                       key: Key | None, sample_weight: Any) -> tuple[Any, Any, Any]:
-    y_pred, pullback = vjp(model, params, x, key=key, train=train)
-    value, dy = loss_value_and_grad(loss, y_pred, y, sample_weight)
+    if model.vjp is not None and sample_weight is None and loss.value_and_grad is not None:
+        # what vjp and loss_value_and_grad do in this case, without their calls (every step)
+        y_pred, pullback = model.vjp(params, x, key=key, train=train)
+        value, dy = loss.value_and_grad(y_pred, y)
+    else:
+        y_pred, pullback = vjp(model, params, x, key=key, train=train)
+        value, dy = loss_value_and_grad(loss, y_pred, y, sample_weight)
     grads, _ = pullback(dy, False)
     return value, grads, y_pred
 
@@ -178,18 +183,9 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, donate: bool = False
     _check_optimizer("train_step", optimizer)
     update = update_fn(optimizer, donate)
 
-    model_vjp, loss_vjp = model.vjp, loss.value_and_grad
-
     def step(params: PyTree, opt_state: PyTree, x: Input, y: Any, *, key: Key | None = None,
              sample_weight: Any = None) -> tuple[Any, Any, Any]:
-        if sample_weight is None and model_vjp is not None and loss_vjp is not None:
-            # _forward_backward's common case, inline: this runs every step
-            y_pred, pullback = model_vjp(params, x, key=key, train=True)
-            value, dy = loss_vjp(y_pred, y)
-            grads, _ = pullback(dy, False)
-        else:
-            value, grads, _ = _forward_backward(model, loss, True, params, x, y, key,
-                                                sample_weight)
+        value, grads, _ = _forward_backward(model, loss, True, params, x, y, key, sample_weight)
         opt_state, params = update(opt_state, grads)
         return params, opt_state, value
 
