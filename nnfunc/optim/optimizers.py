@@ -400,7 +400,8 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
             return _per_dtype(k, ps, gs, ms, vs, in_place)
     sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
                                           _arena.arena_of(vs))
-    if in_place and _overwritable(sources, (ps, ms, vs), gs) == (True, True, True):
+    reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
+    if reuse == (True, True, True):
         # the steady state of a donated loop: three arenas, overwritten in place
         flat_p = _arena.flat(p_arena)
         if flat_p.size <= _CHUNK:  # and one chunk: a small model's whole update
@@ -415,7 +416,6 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
     # the next step overwrites them), or, for a pure update, per-run memory
     wholes: list[Array | None] = list(inputs)
     results = [ps, ms, vs]
-    reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
     for i, keep in enumerate(reuse):
         if not keep:
             if in_place:
