@@ -123,9 +123,7 @@ def _class_targets(name: str, y_pred: Array, y_true: Any) -> Array:
         if y.shape != y_pred.shape[:-1]:
             raise fail(name, "y_true", f"integer labels must have shape {y_pred.shape[:-1]}",
                        f"shape {y.shape}")
-        # one reduction checks both ends: viewed as unsigned, a negative label is huge
-        as_unsigned = y.view(_UNSIGNED[y.itemsize]) if y.dtype.kind == "i" else y
-        if y.size and np.maximum.reduce(as_unsigned, axis=None) >= c:
+        if y.size and _label_top(y) >= c:
             bad = y[(y < 0) | (y >= c)].flat[0]
             raise fail(name, "y_true", f"labels must be in [0, {c})", f"label {bad}")
         return y
@@ -141,6 +139,13 @@ def _class_targets(name: str, y_pred: Array, y_true: Any) -> Array:
 
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _label_top(y: Array) -> Any:
+    """The largest of (non-empty) integer labels ``y``, a negative label counting as
+    huge: viewed as unsigned, so one reduction checks both ends of ``[0, c)``."""
+    return np.maximum.reduce(y.view(_UNSIGNED[y.itemsize]) if y.dtype.kind == "i" else y,
+                             axis=None)
 
 
 def _is_labels(y: Array) -> bool:
@@ -349,9 +354,7 @@ def _sce_labels_value_and_grad(z: Any, y_true: Any) -> tuple[Any, Array]:
             and type(y_true) is np.ndarray and y_true.dtype.kind in "iu"
             and y_true.shape == z.shape[:1]):
         n, classes = z.shape
-        top = np.maximum.reduce(y_true.view(_UNSIGNED[y_true.itemsize])
-                                if y_true.dtype.kind == "i" else y_true, axis=None)
-        if top < classes:
+        if _label_top(y_true) < classes:
             shifted = np.subtract(z, np.maximum.reduce(z, axis=-1, keepdims=True), order="C")
             g = np.exp(shifted)
             total = np.add.reduce(g, axis=-1, keepdims=True)
