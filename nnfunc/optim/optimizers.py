@@ -79,13 +79,8 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
             eta = (fixed * state.lr_scale if fixed is not None
                    else current_lr(name, schedule, state.step, state.lr_scale))
             slot_leaves = [tree.leaves(s) for s in state.slots]
-            for i, leaves in enumerate(slot_leaves):  # inline: the common case costs no call
-                if len(leaves) != len(ps):
-                    check_slot(name, i, ps, leaves, state.slots)
-                for p, a in zip(ps, leaves):
-                    if type(a) is not np.ndarray or a.shape != p.shape:
-                        check_slot(name, i, ps, leaves, state.slots)
-                        break
+            for i, leaves in enumerate(slot_leaves):
+                check_slot(name, i, ps, leaves, state.slots)
             new_p, new_slots = rule(ps, gs, slot_leaves, eta, state.step + 1)
             # leaves updated in place come back as the very lists: reuse their trees
             params, slots = state.params, state.slots
