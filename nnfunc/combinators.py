@@ -108,7 +108,6 @@ def serial(*layers: Layer) -> Layer:
     children = _check_layers("serial", layers)
     n = len(children)
     name = "serial"
-    no_keys = (None,) * n
 
     def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, tuple[Any, ...]]:
         keys = _keys(key, n, name)
@@ -122,10 +121,9 @@ def serial(*layers: Layer) -> Layer:
 
     def forward(params: Any, x: Any, key: Key | None,
                 train: bool) -> tuple[Any, list[Pullback]]:
-        ps = params if type(params) is tuple and len(params) == n else _child_params(
-            name, params, n)
+        ps = _child_params(name, params, n)
         pullbacks = []
-        for layer, p, k in zip(children, ps, no_keys if key is None else _keys(key, n, name)):
+        for layer, p, k in zip(children, ps, _keys(key, n, name)):
             # a layer's own vjp called directly (what nnfunc.vjp does): this runs per step
             if layer.vjp is not None:
                 x, pb = layer.vjp(p, x, key=k, train=train)
