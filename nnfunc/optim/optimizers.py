@@ -340,7 +340,7 @@ def _adam_scalars(b1: float, b2: float, eta: float, eps: float, weight_decay: fl
                         1 - eta * weight_decay)
 
 
-def _adam_chunk(k: _AdamScalars, p: Array, g: Array, m: Array, v: Array, p2: Array,
+def _adam_chunk(k: _AdamScalars, p: Array, g: Array | _Pieces, m: Array, v: Array, p2: Array,
                 m2: Array, v2: Array, tmp: Array) -> None:
     """One chunk of the Adam update into ``p2, m2, v2`` (all 1-D, equal length).
 
@@ -348,11 +348,20 @@ def _adam_chunk(k: _AdamScalars, p: Array, g: Array, m: Array, v: Array, p2: Arr
     ``p2 = decay·p - lr_hat · m2 / (√v2 + eps_hat)``, which is the textbook
     ``θ - η m̂/(√v̂ + ε)`` with ``m̂ = m/(1-β₁ᵗ)``, ``v̂ = v/(1-β₂ᵗ)`` rearranged
     so the bias corrections become two scalars. Any output may be its input.
+    ``g`` is one 1-D array or pieces ``(lo, hi, g[lo:hi])`` (see :func:`_pieces`).
     """
-    np.multiply(g, k.c1, out=tmp)
+    if isinstance(g, list):  # pieces: tmp = g·(1-β₁) piece by piece, tmp = g² likewise below
+        for lo, hi, a in g:
+            np.multiply(a, k.c1, out=tmp[lo:hi])
+    else:
+        np.multiply(g, k.c1, out=tmp)
     np.multiply(m, k.b1, out=m2)
     np.add(m2, tmp, out=m2)
-    np.multiply(g, g, out=tmp)
+    if isinstance(g, list):
+        for lo, hi, a in g:
+            np.multiply(a, a, out=tmp[lo:hi])
+    else:
+        np.multiply(g, g, out=tmp)
     np.multiply(tmp, k.c2, out=tmp)
     np.multiply(v, k.b2, out=v2)
     np.add(v2, tmp, out=v2)
@@ -370,6 +379,19 @@ def _adam_chunk(k: _AdamScalars, p: Array, g: Array, m: Array, v: Array, p2: Arr
 _GROUP_MAX = 1 << 14
 """Leaves smaller than this are concatenated and updated in one run of the
 kernel: for small arrays each NumPy call's fixed cost (~1 µs) dominates."""
+
+
+_Pieces = list[tuple[int, int, Array]]
+
+
+def _pieces(gs: Leaves) -> _Pieces:
+    """The grads as the kernel's pieces: each leaf of at least ``_GROUP_MAX``
+    elements where it lies, runs of smaller ones concatenated. A small model's
+    big grads are then read in place instead of first copied into one vector
+    (-14 µs a step on a 784-128-10 MLP, where that copy cost about as much as
+    two of the kernel's passes)."""
+    runs = _arena.segments(tuple([g.size for g in gs]), _GROUP_MAX)
+    return [(run[2], run[3], _arena.gather(gs, run, None)) for run in runs]
 
 
 def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
@@ -400,8 +422,9 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
         # the steady state of a donated loop: three arenas, overwritten in place
         flat_p = _arena.flat(p_arena)
         if flat_p.size <= _CHUNK:  # and one chunk: a small model's whole update
-            g = np.concatenate(gs, axis=None)
             m, v = _arena.flat(m_arena), _arena.flat(v_arena)
+            # (with no leaf of _GROUP_MAX elements, the grads' one copy is cheaper than pieces)
+            g = np.concatenate(gs, axis=None) if flat_p.size < _GROUP_MAX else _pieces(gs)
             _adam_chunk(k, flat_p, g, m, v, flat_p, m, v, np.empty_like(flat_p))
             return ps, ms, vs
     inputs = (None if p_arena is None else _arena.flat(p_arena),
