@@ -35,9 +35,11 @@ Array = npt.NDArray[Any]
 class Handwritten(NamedTuple):
     """The step and the buffers it overwrites (exposed for the tests).
 
-    ``run()`` performs one step in place; ``params[i]`` and ``grads[i]`` are
-    the ``(w, b)`` views of layer ``i`` into the flat parameter and gradient
-    vectors; ``x``/``y`` the batch.
+    ``run()`` performs one step in place; ``phases`` are its four parts
+    (forward, loss gradient, backward, Adam), which ``run`` calls in that
+    order, for timing each inside the step; ``params[i]`` and ``grads[i]``
+    are the ``(w, b)`` views of layer ``i`` into the flat parameter and
+    gradient vectors; ``x``/``y`` the batch.
     """
 
     run: Callable[[], None]
@@ -45,6 +47,8 @@ class Handwritten(NamedTuple):
     grads: list[tuple[Array, Array]]
     x: Array
     y: Array
+    phases: tuple[Callable[[], None], Callable[[], None], Callable[[], None],
+                  Callable[[], None]]
 
 
 def make_handwritten_step(w: Workload, dtype: npt.DTypeLike, lr: float = 1e-3,
@@ -84,21 +88,25 @@ def make_handwritten_step(w: Workload, dtype: npt.DTypeLike, lr: float = 1e-3,
     t = [0]
     last = len(shapes) - 1
 
-    def step() -> None:
-        for i in range(len(shapes)):  # forward
+    def forward() -> None:
+        for i in range(len(shapes)):
             out = acts[i + 1]
             np.matmul(acts[i], ws[i], out=out)
             np.add(out, bs[i], out=out)
             if i < last:
                 np.maximum(out, scalar(0), out=out)
-        z = acts[-1]  # softmax cross-entropy gradient (ŷ - onehot) / n
+
+    def loss() -> None:  # softmax cross-entropy gradient (ŷ - onehot) / n
+        z = acts[-1]
         np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True), out=dz)
         np.exp(dz, out=dz)
         np.divide(dz, np.add.reduce(dz, axis=1, keepdims=True), out=dz)
         dz[rows, y] -= 1
         np.multiply(dz, scalar(1.0 / n), out=dz)
+
+    def backward() -> None:
         d = dz
-        for i in range(last, -1, -1):  # backward
+        for i in range(last, -1, -1):
             np.matmul(acts[i].T, d, out=dws[i])
             np.add.reduce(d, axis=0, out=dbs[i])
             dx = dxs[i]
@@ -107,7 +115,9 @@ def make_handwritten_step(w: Workload, dtype: npt.DTypeLike, lr: float = 1e-3,
                 np.greater(acts[i], 0, out=masks[i - 1])
                 np.multiply(dx, masks[i - 1], out=dx)
                 d = dx
-        t[0] += 1  # Adam, in place over the flat vectors
+
+    def adam() -> None:  # in place over the flat vectors
+        t[0] += 1
         c2 = math.sqrt(1 - b2 ** t[0])
         np.multiply(m, scalar(b1), out=m)
         np.multiply(flat_g, scalar(1 - b1), out=tmp)
@@ -122,4 +132,11 @@ def make_handwritten_step(w: Workload, dtype: npt.DTypeLike, lr: float = 1e-3,
         np.multiply(tmp, scalar(lr * c2 / (1 - b1 ** t[0])), out=tmp)
         np.subtract(flat_p, tmp, out=flat_p)
 
-    return Handwritten(step, list(zip(ws, bs)), list(zip(dws, dbs)), x, y)
+    def step() -> None:
+        forward()
+        loss()
+        backward()
+        adam()
+
+    return Handwritten(step, list(zip(ws, bs)), list(zip(dws, dbs)), x, y,
+                       (forward, loss, backward, adam))

@@ -15,6 +15,13 @@ each phase's time, the floor part it contains, and the overhead (phase minus
 floor part); ``glue`` is the whole step minus the sum of its phases. With
 ``--cprofile`` it also prints the functions that take the most time over a
 block of whole steps (cProfile's own overhead inflates small Python calls).
+
+Timed in isolation, a phase runs faster than inside a step (its arrays stay
+in cache, BLAS's threads are in another state), so with ``--in-step`` it
+also times the four phases inside consecutive whole steps — nnfunc's donated
+step as ``train_step`` runs it, and the hand-written step's own four parts —
+in alternating blocks, and prints both side by side: where nnfunc's time
+above the practical bound goes.
 """
 
 from __future__ import annotations
@@ -23,12 +30,15 @@ import argparse
 import cProfile
 import io
 import pstats
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from benchmarks import timing
 from benchmarks.floor import make_floor
+from benchmarks.handwritten import make_handwritten_step
 from benchmarks.nnfunc_step import make_nnfunc_step
 from benchmarks.workloads import WORKLOADS, Workload, parse_names
 
@@ -79,6 +89,75 @@ def phase_table(name: str, ms: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+PHASES = ("forward", "loss", "backward", "update")
+
+
+def in_step_times(w: Workload, dtype: Any, repeats: int,
+                  steps: int = 50) -> dict[str, list[float]]:
+    """Median µs of each phase timed inside whole steps: ``{"nnfunc": [...],
+    "hand-written": [...]}`` in the order of :data:`PHASES`.
+
+    Each of ``repeats`` rounds runs ``steps`` nnfunc steps, then ``steps``
+    hand-written ones, each phase timed with ``perf_counter`` as it runs;
+    the medians are over every timed step.
+    """
+    from nnfunc.losses import softmax_cross_entropy
+    from nnfunc.optim import update_fn
+
+    nn = make_nnfunc_step(w, dtype)
+    for _ in range(3):  # params and Adam state past their first steps
+        nn.run()
+
+    update = update_fn(nn.opt, donate=True)  # Adam's update_in_place
+    fused = softmax_cross_entropy.value_and_grad
+    if fused is None:
+        raise TypeError("softmax_cross_entropy has no fused value_and_grad")
+    value_and_grad: Callable[[Any, Any], tuple[Any, Any]] = fused
+    carry = nn.carry
+    hand = make_handwritten_step(w, dtype)
+    clock = time.perf_counter
+    ours: list[list[float]] = []
+    theirs: list[list[float]] = []
+
+    def nnfunc_step() -> None:  # what train_step(donate=True) runs in this case
+        t0 = clock()
+        y_pred, pullback = nn.model.vjp(carry[0], nn.x, key=None, train=True)
+        t1 = clock()
+        _, dy = value_and_grad(y_pred, nn.y)
+        t2 = clock()
+        grads, _ = pullback(dy, False)
+        t3 = clock()
+        carry[1], carry[0] = update(carry[1], grads)
+        ours.append([t1 - t0, t2 - t1, t3 - t2, clock() - t3])
+
+    def hand_step() -> None:
+        times = []
+        for phase in hand.phases:
+            t0 = clock()
+            phase()
+            times.append(clock() - t0)
+        theirs.append(times)
+
+    for _ in range(repeats):
+        for _ in range(steps):
+            nnfunc_step()
+        for _ in range(steps):
+            hand_step()
+    return {"nnfunc": [float(x) * 1e6 for x in np.median(ours, axis=0)],
+            "hand-written": [float(x) * 1e6 for x in np.median(theirs, axis=0)]}
+
+
+def in_step_table(name: str, us: dict[str, list[float]]) -> str:
+    """nnfunc's and the hand-written step's phases side by side, in µs."""
+    lines = [f"{name}: phases inside the step (µs, medians)",
+             f"  {'phase':10s} {'nnfunc':>9s} {'hand-written':>13s} {'difference':>11s}"]
+    rows = [*zip(PHASES, us["nnfunc"], us["hand-written"]),
+            ("sum", sum(us["nnfunc"]), sum(us["hand-written"]))]
+    for phase, a, b in rows:
+        lines.append(f"  {phase:10s} {a:9.1f} {b:13.1f} {a - b:+11.1f}")
+    return "\n".join(lines)
+
+
 def cprofile_top(w: Workload, dtype: Any, steps: int, top: int = 15) -> str:
     """cProfile's top functions by own time over ``steps`` whole nnfunc steps."""
     nn = make_nnfunc_step(w, dtype)
@@ -104,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not call nnfunc.allocator.tune() first")
     parser.add_argument("--cprofile", type=int, default=0, metavar="STEPS",
                         help="also cProfile this many whole steps per workload")
+    parser.add_argument("--in-step", action="store_true",
+                        help="also time the phases inside whole steps, beside the "
+                        "hand-written step's")
     args = parser.parse_args(argv)
     try:
         names = parse_names(args.workloads)
@@ -116,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     dtype = np.dtype(args.dtype)
     for name in names:
         print(phase_table(name, phase_times(WORKLOADS[name], dtype, args.repeats)), flush=True)
+        if args.in_step:
+            print(in_step_table(name, in_step_times(WORKLOADS[name], dtype, args.repeats)),
+                  flush=True)
         if args.cprofile:
             print(cprofile_top(WORKLOADS[name], dtype, args.cprofile))
     return 0

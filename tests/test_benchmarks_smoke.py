@@ -3,7 +3,8 @@
 * the floor's products equal the products written out with ``@``;
 * nnfunc's benchmarked step really trains (the loss falls on its fixed batch);
 * a peer that is not installed is skipped with a note, not an error;
-* a tiny run writes a JSON record with the documented keys.
+* a tiny run writes a JSON record with the documented keys;
+* the hand-written step does nnfunc's work, and `phases --in-step` times both.
 """
 
 from __future__ import annotations
@@ -114,3 +115,17 @@ def test_handwritten_step_is_the_same_adam_step_as_nnfunc(dtype: type) -> None:
             assert w.dtype == dtype
             np.testing.assert_allclose(w, p.w, **tol)
             np.testing.assert_allclose(b, p.b, **tol)
+
+
+def test_in_step_phases_time_both_steps_phase_by_phase() -> None:
+    # the --in-step table: each of the four phases of nnfunc's donated step and
+    # of the hand-written step, timed inside whole steps (times are not judged)
+    from benchmarks.phases import PHASES, in_step_table, in_step_times
+
+    us = in_step_times(SMALL, np.float32, repeats=2, steps=3)
+    assert set(us) == {"nnfunc", "hand-written"}
+    for times in us.values():
+        assert len(times) == len(PHASES)
+        assert all(t > 0 for t in times)
+    table = in_step_table("unit", us).splitlines()
+    assert [line.split()[0] for line in table[2:]] == [*PHASES, "sum"]
