@@ -38,6 +38,9 @@ def test_allocate_lays_the_leaves_back_to_back(shapes: list[tuple[int, ...]],
     whole, leaves = _arena.allocate(shapes, np.dtype(dtype))
     assert type(whole) is np.ndarray
     assert whole.dtype == dtype
+    if whole.size:  # the first leaf starts on a cache line (an empty one is nowhere)
+        assert whole.ctypes.data % _arena.ALIGN == 0
+    np.testing.assert_array_equal(_arena.flat(_arena.arena_of(leaves)), whole)
     whole[:] = np.arange(whole.size)
     assert [a.shape for a in leaves] == shapes
     assert all(type(a) is np.ndarray and a.flags.c_contiguous for a in leaves)
@@ -89,3 +92,14 @@ def test_zeros_like_groups_by_dtype_and_keeps_shapes() -> None:
     assert all(not z.any() for z in zeros)
     assert _arena.arena_of([zeros[0], zeros[2]]) is not None  # the float32 pair
     assert _arena.arena_of([zeros[1]]) is not None
+
+
+@given(n=st.integers(0, 300), dtype=st.sampled_from([np.float16, np.float32, np.float64]))
+def test_empty_is_aligned_and_the_size_asked(n: int, dtype: type) -> None:
+    a = _arena.empty(n, np.dtype(dtype))
+    assert a.shape == (n,)
+    assert a.dtype == dtype
+    assert a.flags.c_contiguous
+    assert a.flags.writeable
+    if n:
+        assert a.ctypes.data % _arena.ALIGN == 0

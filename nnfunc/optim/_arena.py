@@ -5,8 +5,9 @@ each leaf or once on all leaves laid end to end. For a model of many small
 leaves the second is a dozen NumPy calls instead of a dozen per leaf, and for
 any model it lets a donated update overwrite the old state in one pass.
 
-An arena is a 1-D array that owns its memory and remembers, by weak
-reference and in order, the leaf views it handed out. :func:`arena_of`
+An arena is a 1-D array that starts on a 64-byte boundary (see
+:data:`ALIGN`) and remembers, by weak reference and in order, the leaf views
+it handed out. :func:`arena_of`
 recognises a list of leaves that are exactly those views (the same objects,
 still C-contiguous, writeable and of the arena's dtype), so a caller can work
 on the flat buffer knowing it touches those leaves and nothing else. Identity
@@ -32,27 +33,60 @@ import numpy as np
 
 from nnfunc.typing import Array
 
-__all__ = ["allocate", "arena_of", "flat", "gather", "segments", "unpack", "zeros_like"]
+__all__ = ["ALIGN", "allocate", "arena_of", "empty", "flat", "gather", "segments", "unpack",
+           "zeros_like"]
 
 
 class _Arena(np.ndarray):
-    """A flat buffer and the views it handed out (never itself given to users)."""
+    """A flat buffer and the views it handed out (never itself given to users).
+
+    The leaves lie in ``[start, stop)`` (elements), which starts on an
+    :data:`ALIGN` boundary; the few elements around it are padding.
+    """
 
     views: tuple[weakref.ReferenceType[Array], ...]
+    start: int
+    stop: int
+
+
+ALIGN = 64
+"""Bytes to which arenas and :func:`empty` buffers are aligned: a cache line,
+and one AVX-512 vector. NumPy's own allocations are 16-byte aligned, and
+Adam's kernel on arrays 16 bytes off a cache line ran 10-30% slower than on
+aligned ones (measured on the benchmark's EPYC, 100k and 670k elements):
+each wide load then straddles two lines."""
+
+
+def _aligned_start(a: Array) -> int:
+    """How many elements into ``a`` the first :data:`ALIGN`-byte boundary lies."""
+    itemsize = a.dtype.itemsize
+    if ALIGN % itemsize:
+        return 0
+    return (-a.ctypes.data % ALIGN) // itemsize
+
+
+def empty(n: int, dtype: np.dtype[Any]) -> Array:
+    """A fresh (uninitialised) 1-D array of ``n`` elements starting on an :data:`ALIGN` boundary."""
+    raw = np.empty(n + ALIGN // dtype.itemsize, dtype)
+    start = _aligned_start(raw)
+    return raw[start:start + n]
 
 
 def allocate(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any]) -> tuple[Array, list[Array]]:
-    """A fresh (uninitialised) arena for leaves of ``shapes``.
+    """A fresh (uninitialised) arena for leaves of ``shapes``, aligned to :data:`ALIGN` bytes.
 
     Returns ``(flat, leaves)``: ``flat`` a plain 1-D view of the whole buffer,
     ``leaves[i]`` a C-contiguous array of ``shapes[i]`` at its place in it.
     """
     total, offsets = _layout(tuple(shapes), dtype.itemsize)
-    arena = np.ndarray.__new__(_Arena, (total,), dtype)
-    leaves = [np.ndarray(shape, dtype, buffer=arena, offset=at)
+    arena = np.ndarray.__new__(_Arena, (total + ALIGN // dtype.itemsize,), dtype)
+    arena.start = start = _aligned_start(arena)
+    arena.stop = start + total
+    skip = start * dtype.itemsize
+    leaves = [np.ndarray(shape, dtype, buffer=arena, offset=skip + at)
               for shape, at in zip(shapes, offsets)]
     arena.views = tuple([weakref.ref(a) for a in leaves])
-    return arena.view(np.ndarray), leaves
+    return flat(arena), leaves
 
 
 @functools.lru_cache(maxsize=256)
@@ -103,8 +137,8 @@ def arena_of(leaves: Sequence[Array]) -> Any:
 
 
 def flat(arena: Any) -> Array:
-    """A plain 1-D view of an arena from :func:`arena_of`."""
-    return arena.view(np.ndarray)  # type: ignore[no-any-return]
+    """A plain 1-D view of the leaves of an arena from :func:`arena_of`, laid end to end."""
+    return arena[arena.start:arena.stop].view(np.ndarray)  # type: ignore[no-any-return]
 
 
 @functools.lru_cache(maxsize=256)

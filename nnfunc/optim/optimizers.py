@@ -425,7 +425,7 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
             m, v = _arena.flat(m_arena), _arena.flat(v_arena)
             # (with no leaf of _GROUP_MAX elements, the grads' one copy is cheaper than pieces)
             g = np.concatenate(gs, axis=None) if flat_p.size < _GROUP_MAX else _pieces(gs)
-            _adam_chunk(k, flat_p, g, m, v, flat_p, m, v, np.empty_like(flat_p))
+            _adam_chunk(k, flat_p, g, m, v, flat_p, m, v, _arena.empty(flat_p.size, dtype))
             return ps, ms, vs
     inputs = (None if p_arena is None else _arena.flat(p_arena),
               None if m_arena is None else _arena.flat(m_arena),
@@ -444,7 +444,7 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
     longest = 0
     for _, _, lo, hi in runs:
         longest = max(longest, hi - lo)
-    tmp = np.empty(min(_CHUNK, longest), dtype)
+    tmp = _arena.empty(min(_CHUNK, longest), dtype)
     for run in runs:
         first, stop, lo, hi = run
         p, g = _arena.gather(ps, run, inputs[0]), _arena.gather(gs, run, None)
