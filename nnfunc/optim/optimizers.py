@@ -455,7 +455,7 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
                 outs.append(whole[lo:hi])
                 continue
             # pure: a concatenation made just now is ours to overwrite; else fresh memory
-            out = read if stop - first > 1 and given is None else np.empty(hi - lo, dtype)
+            out = read if stop - first > 1 and given is None else _arena.empty(hi - lo, dtype)
             _arena.unpack(out, ps, first, stop, result)
             outs.append(out)
         p2, m2, v2 = outs
