@@ -7,10 +7,10 @@ any model it lets a donated update overwrite the old state in one pass.
 
 An arena is a 1-D array that starts on a 64-byte boundary (see
 :data:`ALIGN`) and remembers, by weak reference and in order, the leaf views
-it handed out. :func:`arena_of`
-recognises a list of leaves that are exactly those views (the same objects,
-still C-contiguous, writeable and of the arena's dtype), so a caller can work
-on the flat buffer knowing it touches those leaves and nothing else. Identity
+it handed out. :func:`arena_of` recognises a list of leaves that are exactly
+those views (the same objects, still C-contiguous, writeable and of the
+arena's dtype), so a caller can work on the flat buffer knowing it touches
+those leaves and nothing else. Identity
 makes the check exact and cheap (about 0.3 µs a leaf): a view's place in the
 buffer never changes, and no other array can pass for one of the views.
 Anything else — a user's own arrays, a tree rebuilt by ``tree.map``, a leaf
