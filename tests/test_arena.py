@@ -40,8 +40,8 @@ def test_allocate_lays_the_leaves_back_to_back(shapes: list[tuple[int, ...]],
     assert whole.dtype == dtype
     if whole.size:  # the first leaf starts on a cache line (an empty one is nowhere)
         assert whole.ctypes.data % _arena.ALIGN == 0
-    np.testing.assert_array_equal(_arena.flat(_arena.arena_of(leaves)), whole)
     whole[:] = np.arange(whole.size)
+    np.testing.assert_array_equal(_arena.flat(_arena.arena_of(leaves)), whole)
     assert [a.shape for a in leaves] == shapes
     assert all(type(a) is np.ndarray and a.flags.c_contiguous for a in leaves)
     np.testing.assert_array_equal(np.concatenate([a.ravel() for a in leaves]), whole)

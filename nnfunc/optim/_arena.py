@@ -75,8 +75,9 @@ def empty(n: int, dtype: np.dtype[Any]) -> Array:
 def allocate(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any]) -> tuple[Array, list[Array]]:
     """A fresh (uninitialised) arena for leaves of ``shapes``, aligned to :data:`ALIGN` bytes.
 
-    Returns ``(flat, leaves)``: ``flat`` a plain 1-D view of the whole buffer,
-    ``leaves[i]`` a C-contiguous array of ``shapes[i]`` at its place in it.
+    Returns ``(flat, leaves)``: ``flat`` a plain 1-D view of the leaves laid
+    end to end (the buffer without its alignment padding), ``leaves[i]`` a
+    C-contiguous array of ``shapes[i]`` at its place in it.
     """
     total, offsets = _layout(tuple(shapes), dtype.itemsize)
     arena = np.ndarray.__new__(_Arena, (total + ALIGN // dtype.itemsize,), dtype)
