@@ -300,54 +300,89 @@ one-hot ``(n, c)`` or integer labels ``(n,)``. Prefer
 
 # -- from logits --------------------------------------------------------------------------
 
+_CLASS_MAJOR_MAX = 32
+"""Up to this many classes, softmax cross-entropy works on a class-major copy
+of the logits, ``(c, N)``: its reductions over classes then run over ``c``
+long rows instead of ``N`` rows of ``c`` elements, where NumPy's per-row cost
+dominates (``np.maximum.reduce`` over the rows of a (128, 10) float32 array:
+6.5 µs; over the columns of its class-major copy: 1.3 µs). The gradient comes
+back as a transposed view, whose batch sum (a dense layer's ``db``) is fast
+too. With more classes the row-major layout is faster, and is kept."""
+
+
 class _SoftmaxParts(NamedTuple):
-    shifted: Array  # z - max z (C-contiguous)
-    exp: Array  # e^{z - max z} (C-contiguous)
+    """Softmax cross-entropy's work arrays, 2-D and C-contiguous: ``(c, N)``
+    class-major (``axis`` 0) for at most :data:`_CLASS_MAJOR_MAX` classes, else
+    ``(N, c)`` (``axis`` 1), for ``N`` samples (every axis of ``z`` but the last)."""
+
+    shifted: Array  # z - max z over classes
+    exp: Array  # e^{z - max z}
     total: Array  # Σ_c e^{z_c - max z}, keepdims
-    target: Array  # integer labels or one-hot/soft targets
+    target: Array  # integer labels (N,), or soft targets laid out like the work arrays
     at: Array | None  # for integer labels, the labelled classes' flat positions
+    axis: int  # the class axis of the work arrays
+    shape: tuple[int, ...]  # z's shape
+
+
+def _softmax_parts(z: Array, y: Array) -> _SoftmaxParts:
+    """The shifted logits, their exponentials and sums for validated targets ``y``."""
+    c = z.shape[-1]
+    rows = z.reshape(-1, c)  # a view unless z's layout forbids it
+    n = rows.shape[0]
+    if c <= _CLASS_MAJOR_MAX:
+        axis = 0
+        shifted = rows.T.copy()  # reduced over contiguous rows: one copy, then in place
+        np.subtract(shifted, np.maximum.reduce(shifted, axis=0, keepdims=True), out=shifted)
+    else:
+        axis = 1
+        shifted = np.subtract(rows, np.maximum.reduce(rows, axis=1, keepdims=True), order="C")
+    e = np.exp(shifted)
+    total = np.add.reduce(e, axis=axis, keepdims=True)
+    if _is_labels(y):  # where z[i, y_i] lies in the work arrays
+        labels = y.reshape(-1)
+        if axis == 0:  # y_i n + i, in intp: uint8 labels times n would wrap
+            at = np.multiply(labels, n, dtype=np.intp)
+            at += np.arange(n)
+        else:
+            at = np.add(np.arange(0, n * c, c), labels, dtype=np.intp)  # uint64 + int64 is float64
+        return _SoftmaxParts(shifted, e, total, labels, at, axis, z.shape)
+    target = y.reshape(-1, c)
+    return _SoftmaxParts(shifted, e, total, target.T if axis == 0 else target, None, axis,
+                         z.shape)
 
 
 def _sce_prepare(z: Array, y_true: Any) -> _SoftmaxParts:
-    y = _class_targets("softmax_cross_entropy", z, y_true)
-    # order="C": shifted and exp are C-contiguous whatever z's layout, so the
-    # flat label index below addresses them (and writes into exp) directly
-    shifted = np.subtract(z, np.maximum.reduce(z, axis=-1, keepdims=True), order="C")
-    e = np.exp(shifted)
-    at = None
-    if _is_labels(y):  # where z[..., y] lies in a C-contiguous array shaped like z
-        classes = z.shape[-1]
-        rows = np.arange(0, y.size * classes, classes)
-        at = (rows if y.ndim == 1 else rows.reshape(y.shape)) + y
-    return _SoftmaxParts(shifted, e, np.add.reduce(e, axis=-1, keepdims=True), y, at)
+    return _softmax_parts(z, _class_targets("softmax_cross_entropy", z, y_true))
 
 
 def _sce_terms(p: _SoftmaxParts) -> Array:
-    lse = np.log(p.total[..., 0])  # logsumexp(z) - max z
+    lse = np.log(p.total)  # logsumexp(z) - max z, keepdims
     if p.at is not None:
-        return lse - p.shifted.reshape(-1)[p.at]
-    return (p.target * (lse[..., None] - p.shifted)).sum(axis=-1)  # type: ignore[no-any-return]
+        terms = lse.reshape(-1) - p.shifted.reshape(-1)[p.at]
+    else:
+        terms = np.add.reduce(p.target * (lse - p.shifted), axis=p.axis)
+    return terms.reshape(p.shape[:-1])
 
 
 def _sce_grad(p: _SoftmaxParts) -> Array:
     g = p.exp  # the last use of exp: normalize it in place
-    n = _samples(g)
+    n = p.total.size
     if p.at is not None:  # (e / Σe - onehot) / n, as e / (n Σe) - 1/n at the labels
         g /= p.total * float(n)  # Python scalars take g's dtype: float32 stays float32
         g.reshape(-1)[p.at] -= 1 / n
-        return g
-    g /= p.total
-    g *= p.target.sum(axis=-1, keepdims=True)
-    g -= p.target
-    g /= g.dtype.type(n)
-    return g
+    else:
+        g /= p.total
+        g *= np.add.reduce(p.target, axis=p.axis, keepdims=True)
+        g -= p.target
+        g /= g.dtype.type(n)
+    return (g.T if p.axis == 0 else g).reshape(p.shape)
 
 
 def _sce_labels_value_and_grad(z: Any, y_true: Any) -> tuple[Any, Array]:
     """The training step's case — logits ``(n, c)``, integer labels ``(n,)`` —
     in one function; anything else (and every error) goes the general way.
 
-    The same operations as ``_sce_prepare``, ``_sce_terms`` and ``_sce_grad``,
+    The same operations as ``_softmax_parts``, ``_sce_terms`` and ``_sce_grad``,
     so the same numbers, bit for bit, without their calls (this runs every step).
     """
     if (type(z) is np.ndarray and z.ndim == 2 and z.dtype.kind == "f" and z.size
@@ -355,15 +390,25 @@ def _sce_labels_value_and_grad(z: Any, y_true: Any) -> tuple[Any, Array]:
             and y_true.shape == z.shape[:1]):
         n, classes = z.shape
         if _label_top(y_true) < classes:
-            shifted = np.subtract(z, np.maximum.reduce(z, axis=-1, keepdims=True), order="C")
-            g = np.exp(shifted)
-            total = np.add.reduce(g, axis=-1, keepdims=True)
-            at = np.arange(0, n * classes, classes) + y_true
-            terms = np.log(total[..., 0]) - shifted.reshape(-1)[at]
+            if classes <= _CLASS_MAJOR_MAX:
+                shifted = z.T.copy()
+                np.subtract(shifted, np.maximum.reduce(shifted, axis=0, keepdims=True),
+                            out=shifted)
+                g = np.exp(shifted)
+                total = np.add.reduce(g, axis=0, keepdims=True)
+                at = np.multiply(y_true, n, dtype=np.intp)
+                at += np.arange(n)
+            else:
+                shifted = np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True),
+                                      order="C")
+                g = np.exp(shifted)
+                total = np.add.reduce(g, axis=1, keepdims=True)
+                at = np.add(np.arange(0, n * classes, classes), y_true, dtype=np.intp)
+            terms = np.log(total).reshape(-1) - shifted.reshape(-1)[at]
             value = z.dtype.type(np.add.reduce(terms, axis=None) / terms.size)
             g /= total * float(n)
             g.reshape(-1)[at] -= 1 / n
-            return value, g
+            return value, (g.T if classes <= _CLASS_MAJOR_MAX else g)
     return _sce_general(z, y_true)
 
 

@@ -26,7 +26,7 @@ from nnfunc.combinators import (
 )
 from nnfunc.layer import Layer
 from nnfunc.layers import dense, dropout, flatten, reshape
-from nnfunc.losses import Loss
+from nnfunc.losses import _CLASS_MAJOR_MAX, Loss
 from nnfunc.testing import strategies as nst
 
 
@@ -98,7 +98,10 @@ class LossEntry(NamedTuple):
 
 
 _shape2 = st.tuples(st.integers(1, 5), st.integers(1, 5))
-_classes = st.tuples(st.integers(1, 5), st.integers(2, 5))
+# up to _CLASS_MAJOR_MAX classes softmax cross-entropy works class-major, above it
+# row-major: draw class counts on both sides
+_classes = st.tuples(st.integers(1, 5), st.integers(2, 5)
+                     | st.integers(_CLASS_MAJOR_MAX + 1, _CLASS_MAJOR_MAX + 3))
 
 
 def _regression(kinks: tuple[float, ...]) -> Callable[[Any], st.SearchStrategy[Any]]:
