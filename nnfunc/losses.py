@@ -302,12 +302,13 @@ one-hot ``(n, c)`` or integer labels ``(n,)``. Prefer
 
 _CLASS_MAJOR_MAX = 32
 """Up to this many classes, softmax cross-entropy works on a class-major copy
-of the logits, ``(c, N)``: its reductions over classes then run over ``c``
-long rows instead of ``N`` rows of ``c`` elements, where NumPy's per-row cost
-dominates (``np.maximum.reduce`` over the rows of a (128, 10) float32 array:
-6.5 µs; over the columns of its class-major copy: 1.3 µs). The gradient comes
-back as a transposed view, whose batch sum (a dense layer's ``db``) is fast
-too. With more classes the row-major layout is faster, and is kept."""
+of the logits, ``(c, N)``: a reduction over classes then combines ``c``
+contiguous rows of ``N`` elements instead of reducing ``N`` rows of ``c``
+elements one by one, where NumPy's per-row cost dominates
+(``np.maximum.reduce`` over the rows of a (128, 10) float32 array: 6.5 µs;
+over the columns of its class-major copy: 1.3 µs). The gradient comes back
+as a transposed view, whose batch sum (a dense layer's ``db``) is fast too.
+With more classes the row-major layout is faster, and is kept."""
 
 
 class _SoftmaxParts(NamedTuple):

@@ -23,6 +23,7 @@ views do (each view's ``base`` is the arena).
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import weakref
@@ -58,11 +59,16 @@ each wide load then straddles two lines."""
 
 
 def _aligned_start(a: Array) -> int:
-    """How many elements into ``a`` the first :data:`ALIGN`-byte boundary lies."""
+    """How many elements into ``a`` (fresh, writeable, contiguous) the first
+    :data:`ALIGN`-byte boundary lies.
+
+    The address comes from a ctypes view of the buffer: 0.2 µs, against
+    1 µs for ``a.ctypes.data`` (this runs on every donated Adam step).
+    """
     itemsize = a.dtype.itemsize
     if ALIGN % itemsize:
         return 0
-    return (-a.ctypes.data % ALIGN) // itemsize
+    return (-ctypes.addressof(ctypes.c_char.from_buffer(a)) % ALIGN) // itemsize
 
 
 def empty(n: int, dtype: np.dtype[Any]) -> Array:
