@@ -62,13 +62,13 @@ def _aligned_start(a: Array) -> int:
     """How many elements into ``a`` (fresh, writeable, contiguous) the first
     :data:`ALIGN`-byte boundary lies.
 
-    The address comes from a ctypes view of the buffer: 0.2 µs, against
+    The address comes from a ctypes view of the buffer: 0.3 µs, against
     1 µs for ``a.ctypes.data`` (this runs on every donated Adam step).
     """
     itemsize = a.dtype.itemsize
     if ALIGN % itemsize:
         return 0
-    return (-ctypes.addressof(ctypes.c_char.from_buffer(a)) % ALIGN) // itemsize
+    return (-ctypes.addressof(ctypes.c_char.from_buffer(a.data)) % ALIGN) // itemsize
 
 
 def empty(n: int, dtype: np.dtype[Any]) -> Array:
