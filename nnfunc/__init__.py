@@ -15,7 +15,21 @@ a ``NamedTuple`` of pure functions; randomness comes from explicit keys.
 
 from __future__ import annotations
 
-from nnfunc import activations, combinators, initializers, layers, losses, random, tree
+import importlib
+from typing import Any
+
+from nnfunc import (
+    activations,
+    callbacks,
+    combinators,
+    initializers,
+    layers,
+    losses,
+    optim,
+    random,
+    train,
+    tree,
+)
 from nnfunc.activations import (
     elu,
     gelu,
@@ -54,12 +68,29 @@ from nnfunc.train import value_and_grad
 
 __version__ = "0.1.0"
 
+# Modules that cost start-up time or pull in optional packages load on first
+# use: ``nf.io`` works without ``import nnfunc.io``, and ``import nnfunc``
+# stays NumPy and the standard library only.
+_LAZY_MODULES = frozenset({"allocator", "datasets", "io", "metrics", "progress",
+                           "testing"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"nnfunc.{name}")
+    raise AttributeError(f"module 'nnfunc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_MODULES})
+
+
 __all__ = [
-    "DenseParams", "Layer", "Loss", "activations", "binary_crossentropy",
+    "DenseParams", "Layer", "Loss", "activations", "binary_crossentropy", "callbacks",
     "categorical_crossentropy", "combinators", "dense", "dropout", "elu", "fanin_concat",
     "fanin_sum", "fanout", "flatten", "gelu", "huber", "identity", "initializers", "layers",
-    "leaky_relu", "linear", "log_softmax", "losses", "mae", "mse", "parallel", "random",
+    "leaky_relu", "linear", "log_softmax", "losses", "mae", "mse", "optim", "parallel", "random",
     "relu", "reshape", "residual", "serial", "sigmoid", "sigmoid_binary_cross_entropy",
-    "softmax", "softmax_cross_entropy", "softplus", "summary", "tanh", "tree",
+    "softmax", "softmax_cross_entropy", "softplus", "summary", "tanh", "train", "tree",
     "value_and_grad", "vjp",
 ]
