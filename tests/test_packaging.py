@@ -1,0 +1,55 @@
+"""The built wheel and sdist hold every subpackage and data file of the source tree.
+
+An editable install imports the source tree, so a package left out of the
+wheel goes unnoticed there; this builds both distributions (an isolated
+PEP 517 build, as ``pip install .`` does) and compares their contents with
+``nnfunc/**/__init__.py`` and the data files.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _source_files() -> set[str]:
+    pkg = ROOT / "nnfunc"
+    wanted = [*pkg.rglob("*.py"), *pkg.rglob("py.typed"), *(pkg / "data").iterdir()]
+    return {p.relative_to(ROOT).as_posix() for p in wanted if "__pycache__" not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out),
+                    str(ROOT)], check=True, capture_output=True, timeout=600)
+    return out
+
+
+def test_every_subpackage_is_a_package() -> None:
+    for d in (ROOT / "nnfunc").rglob("*"):
+        if d.is_dir() and d.name not in {"__pycache__", "data"}:
+            assert (d / "__init__.py").exists(), f"{d} has no __init__.py"
+
+
+def test_wheel_holds_the_source_tree(dists: Path) -> None:
+    (wheel,) = dists.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    missing = sorted(_source_files() - names)
+    assert not missing, f"missing from {wheel.name}: {missing}"
+
+
+def test_sdist_holds_the_source_tree(dists: Path) -> None:
+    (sdist,) = dists.glob("*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    wanted = _source_files() | {"pyproject.toml", "README.md", "LICENSE"}
+    missing = sorted(wanted - names)
+    assert not missing, f"missing from {sdist.name}: {missing}"
