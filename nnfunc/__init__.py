@@ -52,7 +52,7 @@ from nnfunc.combinators import (
     serial,
 )
 from nnfunc.layer import Layer, vjp
-from nnfunc.layers import DenseParams, dense, dropout, flatten, reshape
+from nnfunc.layers import DenseParams, NormParams, dense, dropout, flatten, layer_norm, reshape
 from nnfunc.losses import (
     Loss,
     binary_crossentropy,
@@ -94,3 +94,4 @@ __all__ = [
     "softmax", "softmax_cross_entropy", "softplus", "summary", "tanh", "train", "tree",
     "value_and_grad", "vjp",
 ]
+__all__ += ["NormParams", "layer_norm"]
