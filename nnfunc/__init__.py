@@ -52,7 +52,17 @@ from nnfunc.combinators import (
     serial,
 )
 from nnfunc.layer import Layer, vjp
-from nnfunc.layers import DenseParams, dense, dropout, flatten, reshape
+from nnfunc.layers import (
+    DenseParams,
+    EmbeddingParams,
+    NormParams,
+    dense,
+    dropout,
+    embedding,
+    flatten,
+    layer_norm,
+    reshape,
+)
 from nnfunc.losses import (
     Loss,
     binary_crossentropy,
@@ -94,3 +104,4 @@ __all__ = [
     "softmax", "softmax_cross_entropy", "softplus", "summary", "tanh", "train", "tree",
     "value_and_grad", "vjp",
 ]
+__all__ += ["EmbeddingParams", "NormParams", "embedding", "layer_norm"]

@@ -25,7 +25,7 @@ from nnfunc.combinators import (
     serial,
 )
 from nnfunc.layer import Layer
-from nnfunc.layers import dense, dropout, flatten, reshape
+from nnfunc.layers import dense, dropout, embedding, flatten, layer_norm, reshape
 from nnfunc.losses import _CLASS_MAJOR_MAX, Loss
 from nnfunc.testing import strategies as nst
 
@@ -44,6 +44,7 @@ class Entry(NamedTuple):
     kinks: tuple[float, ...] = ()
     train: bool = False
     random: bool = False  # output depends on the key
+    ids: int | None = None  # the input is integer ids in [0, ids)
 
 
 def _vec(lo: int = 1, hi: int = 6) -> st.SearchStrategy[tuple[int, ...]]:
@@ -86,6 +87,33 @@ LAYERS: list[Entry] = [
                              fanin_sum, act.softplus)),
     Entry("mlp_with_dropout", serial(dense(6), act.tanh, dropout(0.4), dense(3)), train=True,
           random=True),
+]
+
+# normalisation (1-, 2- and 4-D samples; batch 1 and odd sizes drawn). eps is 1e-3 here:
+# where two of a few drawn values nearly coincide, σ² ≈ eps and the curvature scale is
+# √eps, so the default 1e-5 puts it (3e-3) within reach of the finite-difference step; the
+# formula is the same for every eps, and test_normalization checks the default against
+# values written out by hand.
+_EPS = 1e-3
+LAYERS += [
+    Entry("layer_norm", layer_norm(eps=_EPS), nst.feature_shapes(1, 1, 2, 6)),
+    Entry("layer_norm_nd", layer_norm(eps=_EPS), nst.feature_shapes(2, 4, 1, 3)),
+    Entry("layer_norm_one_channel", layer_norm(eps=_EPS), nst.feature_shapes(1, 3, 1, 1)),
+    Entry("layer_norm_no_scale", layer_norm(eps=_EPS, use_scale=False),
+          nst.feature_shapes(1, 2, 2, 5)),
+    Entry("layer_norm_no_bias", layer_norm(eps=_EPS, use_bias=False),
+          nst.feature_shapes(1, 2, 2, 5)),
+    Entry("layer_norm_plain", layer_norm(eps=_EPS, use_scale=False, use_bias=False)),
+    Entry("transformer_block", serial(residual(serial(layer_norm(eps=_EPS), dense(4), act.tanh)),
+                                      layer_norm(eps=_EPS)), (4,)),
+]
+
+# embeddings: ids of rank 0 to 2 per sample, small vocabularies so that ids repeat
+LAYERS += [
+    Entry("embedding", embedding(5, 3), nst.feature_shapes(0, 2, 1, 4), ids=5),
+    Entry("embedding_one_id", embedding(1, 2), nst.feature_shapes(1, 1, 1, 3), ids=1),
+    Entry("embedding_model", serial(embedding(7, 3), layer_norm(eps=_EPS), flatten, dense(2)),
+          nst.feature_shapes(1, 1, 1, 4), ids=7),
 ]
 
 

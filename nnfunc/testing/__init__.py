@@ -210,19 +210,22 @@ def _finish(component: str, numeric_parts: list[tuple[PyTree, PyTree, str]], tra
     return report
 
 
-def _direction(primals: PyTree, k: Key) -> Any:
-    leaves, treedef = tree.flatten(primals)
+def _direction(primals: PyTree, k: Key) -> list[Any]:
+    """A standard normal direction per float leaf of ``primals`` (``None`` for the others)."""
+    leaves = tree.leaves(primals)
     keys = random.split(k, max(len(leaves), 1))
-    return tree.unflatten(treedef, [
-        random.normal(keys[i], np.shape(x), np.float64) if np.asarray(x).dtype.kind == "f"
-        else None for i, x in enumerate(leaves)])
+    return [random.normal(keys[i], np.shape(x), np.float64) if np.asarray(x).dtype.kind == "f"
+            else None for i, x in enumerate(leaves)]
 
 
 def _transpose_error(f: Callable[[PyTree], float], primals: PyTree, cotangent_dot: float,
-                     direction: PyTree, step: float, atol: float) -> float:
+                     direction: list[Any], step: float, atol: float) -> float:
     """Relative error between the FD directional derivative and ``<Jᵀdy, v>``."""
+    leaves, treedef = tree.flatten(primals)
+
     def along(t: float) -> float:
-        return f(tree.map(lambda x, v: x if v is None else x + t * v, primals, direction))
+        return f(tree.unflatten(treedef, [x if v is None else x + t * v
+                                          for x, v in zip(leaves, direction)]))
 
     jv = _stencil(along, step)
     return abs(jv - cotangent_dot) / max(abs(jv), abs(cotangent_dot), atol)
@@ -236,6 +239,11 @@ def _vdot_float(a: PyTree, b: PyTree) -> float:
     return total
 
 
+def _float_part(x: PyTree) -> Any:
+    """``x`` with every non-float leaf (integer ids, say) replaced by ``None``."""
+    return tree.map(lambda a: a if np.asarray(a).dtype.kind == "f" else None, x)
+
+
 def check_grad(layer: Layer, params: PyTree, x: Any, *, dy: Any = None,
                key: Key | None = None, train: bool = False, dtype: Any = np.float64,
                seed: int = 0, step: float | None = None, rtol: float | None = None,
@@ -247,6 +255,9 @@ def check_grad(layer: Layer, params: PyTree, x: Any, *, dy: Any = None,
     ``x``, and compared with ``grad(params, x, dy) = (dparams, dx)``. Also
     checks that ``dparams`` has the structure, shapes and dtypes of
     ``params`` and ``dx`` those of ``x``, and the transpose identity.
+    Integer leaves of ``x`` (an embedding's ids) are not differentiated: their
+    ``dx`` must be ``None``, and only the params (and any float inputs) are
+    checked.
 
     Args:
         layer: any layer (built-in or your own ``Layer(init, apply, grad)``).
@@ -273,11 +284,11 @@ def check_grad(layer: Layer, params: PyTree, x: Any, *, dy: Any = None,
     k_dy, k_probe, k_dir = random.split(random.key(seed), 3)
     y = layer.apply(p, xs, key=key, train=train)
     if dy is None:
-        dy = _direction(y, k_dy)
+        dy = tree.unflatten(tree.structure(y), _direction(y, k_dy))
     dy = tree.astype(dy, dtype)
     dparams, dx = layer.grad(p, xs, dy, key=key, train=train)
     _check_like(name, "dparams", dparams, p, "params")
-    _check_like(name, "dx", dx, xs, "x")
+    _check_like(name, "dx", dx, _float_part(xs), "x (None where it holds integers)")
 
     def f_params(q: PyTree) -> float:
         return _vdot_float(dy, layer.apply(q, xs, key=key, train=train))
@@ -291,9 +302,12 @@ def check_grad(layer: Layer, params: PyTree, x: Any, *, dy: Any = None,
     k_p, k_x = random.split(k_probe)
     n_params = numerical_grad(f_params, p, step=tol.step, max_entries=max_entries, key=k_p)
     n_x = numerical_grad(f_x, xs, step=tol.step, max_entries=max_entries, key=k_x)
-    v = _direction((p, xs), k_dir)
-    dot = _vdot_float((dparams, dx), v)
-    transpose = _transpose_error(f_both, (p, xs), dot, v, tol.step, tol.atol)
+    k_vp, k_vx = random.split(k_dir)
+    v_p, v_x = _direction(p, k_vp), _direction(xs, k_vx)
+    # dx has a leaf exactly where x has a float leaf (checked above)
+    dot = (_vdot_float(dparams, v_p)
+           + _vdot_float(dx, [v for v in v_x if v is not None]))
+    transpose = _transpose_error(f_both, (p, xs), dot, v_p + v_x, tol.step, tol.atol)
     return _finish(name, [(dparams, n_params, "params"), (dx, n_x, "x")], transpose, tol)
 
 

@@ -99,7 +99,7 @@ def layer_inputs(draw: st.DrawFn, layer: Layer,
                  batch: st.SearchStrategy[int] | int | None = None, dtype: Any = np.float64,
                  scale: st.SearchStrategy[float] | float | None = None,
                  kinks: tuple[float, ...] = (), margin: float = 1e-2,
-                 train: bool = False) -> LayerCase:
+                 train: bool = False, ids: int | None = None) -> LayerCase:
     """Draw an input shape, params from ``layer.init``, an input batch and a cotangent.
 
     Args:
@@ -112,6 +112,8 @@ def layer_inputs(draw: st.DrawFn, layer: Layer,
         scale: magnitude of ``x`` (default drawn from 0.1, 1 and 3).
         kinks, margin: keep ``x`` at least ``margin`` from these points.
         train: sets ``LayerCase.train`` (e.g. to check dropout's mask).
+        ids: draw ``x`` as ``int64`` ids in ``[0, ids)`` instead of floats
+            (for an embedding; ``in_shapes`` is then the ids' shape).
     """
     shape_s = feature_shapes() if in_shapes is None else in_shapes
     in_shape = draw(shape_s) if isinstance(shape_s, st.SearchStrategy) else shape_s
@@ -121,7 +123,8 @@ def layer_inputs(draw: st.DrawFn, layer: Layer,
     k_init, k_x, k_dy, k_call = random.split(draw(keys()), 4)
     out_shape, params = layer.init(k_init, in_shape)
     params = tree.astype(params, dtype)
-    x = _batch_tree(k_x, n, in_shape, dtype, sc, kinks, margin)
+    x = (_batch_tree(k_x, n, in_shape, dtype, sc, kinks, margin) if ids is None
+         else random.generator(k_x).integers(0, ids, size=(n, *in_shape)).astype(np.int64))
     dy = _batch_tree(k_dy, n, out_shape, dtype, 1.0, (), 0.0)
     return LayerCase(params, x, dy, k_call, train, in_shape, out_shape)
 
