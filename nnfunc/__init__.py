@@ -52,7 +52,23 @@ from nnfunc.combinators import (
     serial,
 )
 from nnfunc.layer import Layer, vjp
-from nnfunc.layers import DenseParams, dense, dropout, flatten, reshape
+from nnfunc.layers import (
+    DenseParams,
+    GRUParams,
+    LSTMParams,
+    SimpleRNNParams,
+    dense,
+    dropout,
+    flatten,
+    gru,
+    gru_cell,
+    lstm,
+    lstm_cell,
+    reshape,
+    scan,
+    simple_rnn,
+    simple_rnn_cell,
+)
 from nnfunc.losses import (
     Loss,
     binary_crossentropy,
@@ -94,3 +110,5 @@ __all__ = [
     "softmax", "softmax_cross_entropy", "softplus", "summary", "tanh", "train", "tree",
     "value_and_grad", "vjp",
 ]
+__all__ += ["GRUParams", "LSTMParams", "SimpleRNNParams", "gru", "gru_cell", "lstm", "lstm_cell",
+            "scan", "simple_rnn", "simple_rnn_cell"]

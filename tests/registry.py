@@ -26,6 +26,7 @@ from nnfunc.combinators import (
 )
 from nnfunc.layer import Layer
 from nnfunc.layers import dense, dropout, flatten, reshape
+from nnfunc.layers import recurrent as rnn
 from nnfunc.losses import _CLASS_MAJOR_MAX, Loss
 from nnfunc.testing import strategies as nst
 
@@ -86,6 +87,28 @@ LAYERS: list[Entry] = [
                              fanin_sum, act.softplus)),
     Entry("mlp_with_dropout", serial(dense(6), act.tanh, dropout(0.4), dense(3)), train=True,
           random=True),
+]
+
+# -- sequences (n, T, D): T = 1 and odd widths drawn -------------------------------------
+_seq = st.tuples(st.integers(1, 3), st.integers(1, 4))  # (T, D)
+
+
+def _cell_in(carry: Any) -> st.SearchStrategy[Any]:
+    return st.integers(1, 4).map(lambda d: (carry, (d,)))
+
+
+LAYERS += [
+    Entry("scan_user_cell", rnn.scan(serial(fanin_concat(), dense(3), act.tanh, fanout(2)),
+                                     (3,)), _seq),
+    Entry("simple_rnn", rnn.simple_rnn(3), _seq),
+    Entry("simple_rnn_last", rnn.simple_rnn(5, return_sequences=False), _seq),
+    Entry("lstm", rnn.lstm(3), _seq),
+    Entry("lstm_last", rnn.lstm(3, return_sequences=False), _seq),
+    Entry("gru", rnn.gru(3), _seq),
+    Entry("gru_last", rnn.gru(3, return_sequences=False), _seq),
+    Entry("simple_rnn_cell", rnn.simple_rnn_cell(3), _cell_in((3,))),
+    Entry("lstm_cell", rnn.lstm_cell(3), _cell_in(((3,), (3,)))),
+    Entry("gru_cell", rnn.gru_cell(3), _cell_in((3,))),
 ]
 
 

@@ -6,6 +6,7 @@ module             layers
 ``dense``          :func:`dense`
 ``dropout``        :func:`dropout`
 ``reshape``        :func:`flatten`, :func:`reshape`
+``recurrent``      :func:`scan`, :func:`simple_rnn`, :func:`lstm`, :func:`gru`, and their cells
 =================  ==========================================
 
 Each factory returns a :class:`nnfunc.layer.Layer`; its docstring gives the
@@ -17,6 +18,20 @@ from __future__ import annotations
 
 from nnfunc.layers.dense import DenseParams, dense
 from nnfunc.layers.dropout import dropout
+from nnfunc.layers.recurrent import (
+    GRUParams,
+    LSTMParams,
+    SimpleRNNParams,
+    gru,
+    gru_cell,
+    lstm,
+    lstm_cell,
+    scan,
+    simple_rnn,
+    simple_rnn_cell,
+)
 from nnfunc.layers.reshape import flatten, reshape
 
 __all__ = ["DenseParams", "dense", "dropout", "flatten", "reshape"]
+__all__ += ["GRUParams", "LSTMParams", "SimpleRNNParams", "gru", "gru_cell", "lstm", "lstm_cell",
+            "scan", "simple_rnn", "simple_rnn_cell"]
