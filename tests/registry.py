@@ -167,6 +167,14 @@ def _logit_pairs(draw: st.DrawFn, dtype: Any) -> tuple[Any, Any]:
     return z, y
 
 
+@st.composite
+def _sequence_class_pairs(draw: st.DrawFn, dtype: Any) -> tuple[Any, Any]:
+    n, steps, c = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(2, 5))
+    z = draw(nst.arrays((n, steps, c), dtype, scale=st.sampled_from([1.0, 5.0])))
+    labels = draw(nst.int_labels(n * steps, c)).reshape(n, steps)
+    return z, (labels if draw(st.booleans()) else np.eye(c, dtype=dtype)[labels])
+
+
 LOSSES: list[LossEntry] = [
     LossEntry("mae", losses.mae, _regression((0.0,))),
     LossEntry("mse", losses.mse, _regression(())),
@@ -178,4 +186,6 @@ LOSSES: list[LossEntry] = [
               lambda dtype: _class_pairs(dtype, logits=True)),
     LossEntry("sigmoid_binary_cross_entropy", losses.sigmoid_binary_cross_entropy,
               _logit_pairs),
+    LossEntry("softmax_cross_entropy_sequences", losses.softmax_cross_entropy,
+              _sequence_class_pairs),
 ]
