@@ -55,13 +55,23 @@ from nnfunc.layer import Layer, vjp
 from nnfunc.layers import (
     DenseParams,
     EmbeddingParams,
+    GRUParams,
+    LSTMParams,
     NormParams,
+    SimpleRNNParams,
     dense,
     dropout,
     embedding,
     flatten,
+    gru,
+    gru_cell,
     layer_norm,
+    lstm,
+    lstm_cell,
     reshape,
+    scan,
+    simple_rnn,
+    simple_rnn_cell,
 )
 from nnfunc.losses import (
     Loss,
@@ -81,7 +91,7 @@ __version__ = "0.1.0"
 # Modules that cost start-up time or pull in optional packages load on first
 # use: ``nf.io`` works without ``import nnfunc.io``, and ``import nnfunc``
 # stays NumPy and the standard library only.
-_LAZY_MODULES = frozenset({"allocator", "datasets", "io", "metrics", "progress",
+_LAZY_MODULES = frozenset({"allocator", "datasets", "interop", "io", "metrics", "progress",
                            "testing"})
 
 
@@ -105,3 +115,5 @@ __all__ = [
     "value_and_grad", "vjp",
 ]
 __all__ += ["EmbeddingParams", "NormParams", "embedding", "layer_norm"]
+__all__ += ["GRUParams", "LSTMParams", "SimpleRNNParams", "gru", "gru_cell", "lstm", "lstm_cell",
+            "scan", "simple_rnn", "simple_rnn_cell"]

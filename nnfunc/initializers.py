@@ -13,6 +13,7 @@ name               distribution                           reference
 ``lecun_normal``   N(0, 1 / fan_in)                       LeCun et al. (1998)
 ``zeros``/``ones`` constant 0 / 1
 ``normal(std)``    N(0, std²)
+``orthogonal``     Q of the QR of a Gaussian matrix        Saxe et al. (2014)
 =================  =====================================  ==========================
 
 ``xavier_*`` and ``kaiming_*`` are aliases of ``glorot_*`` and ``he_*``.
@@ -36,7 +37,7 @@ from nnfunc._validate import describe, finite_float, type_fail
 from nnfunc.typing import Array, Key, Shape
 
 __all__ = ["Initializer", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
-           "kaiming_normal", "kaiming_uniform", "lecun_normal", "normal", "ones",
+           "kaiming_normal", "kaiming_uniform", "lecun_normal", "normal", "ones", "orthogonal",
            "xavier_normal", "xavier_uniform", "zeros"]
 
 
@@ -112,6 +113,24 @@ def normal(std: float = 0.01) -> Initializer:
         return random.normal(key, shape, dtype, std=s)
 
     return init
+
+
+def orthogonal(key: Key, shape: Shape, dtype: Any = np.float32) -> Array:
+    """Orthogonal (Saxe et al., 2014): a matrix ``(rows, cols)`` with orthonormal rows
+    (``rows <= cols``) or columns, ``rows`` the product of all axes but the last.
+
+    The ``Q`` of the QR decomposition of a standard Gaussian matrix, its columns'
+    signs set by ``R``'s diagonal so that ``Q`` is uniform over orthogonal
+    matrices. Computed in float64, then cast. A recurrent kernel ``(H, k·H)`` gets
+    orthonormal rows, so ``‖h W_h‖ = ‖h‖`` at the start of training.
+    """
+    if len(shape) < 2:
+        raise ValueError(f"orthogonal: shape must have at least 2 axes; got {shape}")
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    a = random.normal(key, (max(rows, cols), min(rows, cols)), np.float64)
+    q, r = np.linalg.qr(a)
+    q *= np.where(np.diag(r) < 0, -1.0, 1.0)
+    return (q.T if rows < cols else q).reshape(shape).astype(dtype)
 
 
 xavier_uniform = glorot_uniform

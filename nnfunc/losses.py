@@ -380,36 +380,40 @@ def _sce_grad(p: _SoftmaxParts) -> Array:
 
 
 def _sce_labels_value_and_grad(z: Any, y_true: Any) -> tuple[Any, Array]:
-    """The training step's case — logits ``(n, c)``, integer labels ``(n,)`` —
+    """The training step's case — logits ``(n, …, c)``, integer labels ``(n, …)`` —
     in one function; anything else (and every error) goes the general way.
 
     The same operations as ``_softmax_parts``, ``_sce_terms`` and ``_sce_grad``,
     so the same numbers, bit for bit, without their calls (this runs every step).
     """
-    if (type(z) is np.ndarray and z.ndim == 2 and z.dtype.kind == "f" and z.size
+    if (type(z) is np.ndarray and z.ndim >= 2 and z.dtype.kind == "f" and z.size
             and type(y_true) is np.ndarray and y_true.dtype.kind in "iu"
-            and y_true.shape == z.shape[:1]):
-        n, classes = z.shape
-        if _label_top(y_true) < classes:
+            and y_true.shape == z.shape[:-1]):
+        classes = z.shape[-1]
+        rows = z if z.ndim == 2 else z.reshape(-1, classes)  # sequences (n, T, c): n·T rows
+        labels = y_true if y_true.ndim == 1 else y_true.reshape(-1)
+        n = rows.shape[0]
+        if _label_top(labels) < classes:
             if classes <= _CLASS_MAJOR_MAX:
-                shifted = z.T.copy()
+                shifted = rows.T.copy()
                 np.subtract(shifted, np.maximum.reduce(shifted, axis=0, keepdims=True),
                             out=shifted)
                 g = np.exp(shifted)
                 total = np.add.reduce(g, axis=0, keepdims=True)
-                at = np.multiply(y_true, n, dtype=np.intp)
+                at = np.multiply(labels, n, dtype=np.intp)
                 at += np.arange(n)
             else:
-                shifted = np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True),
+                shifted = np.subtract(rows, np.maximum.reduce(rows, axis=1, keepdims=True),
                                       order="C")
                 g = np.exp(shifted)
                 total = np.add.reduce(g, axis=1, keepdims=True)
-                at = np.add(np.arange(0, n * classes, classes), y_true, dtype=np.intp)
+                at = np.add(np.arange(0, n * classes, classes), labels, dtype=np.intp)
             terms = np.log(total).reshape(-1) - shifted.reshape(-1)[at]
             value = z.dtype.type(np.add.reduce(terms, axis=None) / terms.size)
             g /= total * float(n)
             g.reshape(-1)[at] -= 1 / n
-            return value, (g.T if classes <= _CLASS_MAJOR_MAX else g)
+            dz = g.T if classes <= _CLASS_MAJOR_MAX else g
+            return value, (dz if z.ndim == 2 else dz.reshape(z.shape))
     return _sce_general(z, y_true)
 
 
@@ -428,6 +432,9 @@ log-softmax, so it never takes ``log 0`` and never overflows.
 Gradient ``dL/dz = (softmax(z) Σ_c y_c - y) / n``, i.e. ``(ŷ - y)/n`` for
 one-hot targets (the sheet's ``ŷ - y`` omits the batch mean, ERRATA 10).
 ``z (n, c)``; ``y_true`` one-hot/soft ``(n, c)`` or integer labels ``(n,)``.
+Sequences need no reshaping: logits ``(n, T, c)`` with labels ``(n, T)`` (or
+one-hot ``(n, T, c)``) average over all ``n·T`` positions, ``n`` above
+counting positions.
 """
 
 

@@ -3,7 +3,8 @@
 Each function's ``__name__`` is its key in ``fit``'s history.
 
 * ``accuracy`` — ``mean[argmax ŷ = label]``; logits or probabilities ``(n, c)``,
-  integer ``(n,)`` or one-hot ``(n, c)`` labels.
+  integer ``(n,)`` or one-hot ``(n, c)`` labels; or sequences ``(n, T, c)`` with
+  labels ``(n, T)``, over all positions.
 * ``binary_accuracy`` — ``mean[(ŷ > 0.5) = y]`` for probabilities;
   ``binary_accuracy_from_logits`` uses threshold 0.
 * ``mae``, ``mse`` — ``mean |ŷ - y|``, ``mean (ŷ - y)²``; equal shapes.
@@ -35,33 +36,36 @@ def _pred(component: str, y_pred: Any) -> Array:
 
 
 def _labels(component: str, y_pred: Array, y_true: Any) -> Array:
-    """Integer labels from integer ``(n,)`` or one-hot ``(n, c)`` targets."""
+    """Integer labels from integer ``(n, …)`` or one-hot ``(n, …, c)`` targets."""
     y = np.asarray(y_true)
-    if y_pred.ndim != 2:
-        raise fail(component, "y_pred", "must have shape (n, classes)", f"shape {y_pred.shape}")
-    n, c = y_pred.shape
+    if y_pred.ndim < 2:
+        raise fail(component, "y_pred", "must have shape (n, classes) or (n, …, classes)",
+                   f"shape {y_pred.shape}")
+    c = y_pred.shape[-1]
     if y.dtype.kind in "iu":
-        if y.shape != (n,):
-            raise fail(component, "y_true", f"integer labels must have shape ({n},)",
+        if y.shape != y_pred.shape[:-1]:
+            raise fail(component, "y_true", f"integer labels must have shape {y_pred.shape[:-1]}",
                        f"shape {y.shape}")
         if (y < 0).any() or (y >= c).any():
             raise fail(component, "y_true", f"labels must be in [0, {c})",
                        f"labels from {y.min()} to {y.max()}")
         return y
-    if y.shape != (n, c):
-        raise fail(component, "y_true", f"one-hot targets must have shape ({n}, {c}) (or "
-                   f"integer labels of shape ({n},))", f"shape {y.shape}")
-    labels: Array = y.argmax(axis=1)
+    if y.shape != y_pred.shape:
+        raise fail(component, "y_true", f"one-hot targets must have shape {y_pred.shape} (or "
+                   f"integer labels of shape {y_pred.shape[:-1]})", f"shape {y.shape}")
+    labels: Array = y.argmax(axis=-1)
     return labels
 
 
 def accuracy(y_pred: Any, y_true: Any) -> float:
     """The fraction of rows whose largest score is at the true class.
 
-    Works on logits and on probabilities alike (argmax is the same).
+    Works on logits and on probabilities alike (argmax is the same). For
+    sequences, ``y_pred (n, T, c)`` and labels ``(n, T)``, it is the fraction
+    of all ``n·T`` positions.
     """
     p = _pred("accuracy", y_pred)
-    return float((p.argmax(axis=1) == _labels("accuracy", p, y_true)).mean())
+    return float((p.argmax(axis=-1) == _labels("accuracy", p, y_true)).mean())
 
 
 def _binary(component: str, y_pred: Any, y_true: Any, threshold: float) -> float:

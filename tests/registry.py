@@ -26,6 +26,7 @@ from nnfunc.combinators import (
 )
 from nnfunc.layer import Layer
 from nnfunc.layers import dense, dropout, embedding, flatten, layer_norm, reshape
+from nnfunc.layers import recurrent as rnn
 from nnfunc.losses import _CLASS_MAJOR_MAX, Loss
 from nnfunc.testing import strategies as nst
 
@@ -116,6 +117,28 @@ LAYERS += [
           nst.feature_shapes(1, 1, 1, 4), ids=7),
 ]
 
+# -- sequences (n, T, D): T = 1 and odd widths drawn -------------------------------------
+_seq = st.tuples(st.integers(1, 3), st.integers(1, 4))  # (T, D)
+
+
+def _cell_in(carry: Any) -> st.SearchStrategy[Any]:
+    return st.integers(1, 4).map(lambda d: (carry, (d,)))
+
+
+LAYERS += [
+    Entry("scan_user_cell", rnn.scan(serial(fanin_concat(), dense(3), act.tanh, fanout(2)),
+                                     (3,)), _seq),
+    Entry("simple_rnn", rnn.simple_rnn(3), _seq),
+    Entry("simple_rnn_last", rnn.simple_rnn(5, return_sequences=False), _seq),
+    Entry("lstm", rnn.lstm(3), _seq),
+    Entry("lstm_last", rnn.lstm(3, return_sequences=False), _seq),
+    Entry("gru", rnn.gru(3), _seq),
+    Entry("gru_last", rnn.gru(3, return_sequences=False), _seq),
+    Entry("simple_rnn_cell", rnn.simple_rnn_cell(3), _cell_in((3,))),
+    Entry("lstm_cell", rnn.lstm_cell(3), _cell_in(((3,), (3,)))),
+    Entry("gru_cell", rnn.gru_cell(3), _cell_in((3,))),
+]
+
 
 class LossEntry(NamedTuple):
     """A loss under test and a strategy of ``(y_pred, y_true)`` pairs."""
@@ -172,6 +195,14 @@ def _logit_pairs(draw: st.DrawFn, dtype: Any) -> tuple[Any, Any]:
     return z, y
 
 
+@st.composite
+def _sequence_class_pairs(draw: st.DrawFn, dtype: Any) -> tuple[Any, Any]:
+    n, steps, c = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(2, 5))
+    z = draw(nst.arrays((n, steps, c), dtype, scale=st.sampled_from([1.0, 5.0])))
+    labels = draw(nst.int_labels(n * steps, c)).reshape(n, steps)
+    return z, (labels if draw(st.booleans()) else np.eye(c, dtype=dtype)[labels])
+
+
 LOSSES: list[LossEntry] = [
     LossEntry("mae", losses.mae, _regression((0.0,))),
     LossEntry("mse", losses.mse, _regression(())),
@@ -183,4 +214,6 @@ LOSSES: list[LossEntry] = [
               lambda dtype: _class_pairs(dtype, logits=True)),
     LossEntry("sigmoid_binary_cross_entropy", losses.sigmoid_binary_cross_entropy,
               _logit_pairs),
+    LossEntry("softmax_cross_entropy_sequences", losses.softmax_cross_entropy,
+              _sequence_class_pairs),
 ]

@@ -161,14 +161,17 @@ def test_softmax_cross_entropy_any_integer_label_dtype_gives_the_same(
 
 @given(n=st.integers(1, 40), c=st.integers(1, 40), scale=st.sampled_from([1.0, 30.0, 1e4]),
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1),
-       label_dtype=st.sampled_from([np.int64, np.int32, np.uint8]))
+       label_dtype=st.sampled_from([np.int64, np.int32, np.uint8]),
+       steps=st.sampled_from([(), (1,), (3,)]))
 def test_softmax_cross_entropy_fast_path_is_the_general_one(
-        n: int, c: int, scale: float, dtype: Any, seed: int, label_dtype: Any) -> None:
-    # the fused (logits, integer labels) path must give exactly what the general one gives
+        n: int, c: int, scale: float, dtype: Any, seed: int, label_dtype: Any,
+        steps: tuple[int, ...]) -> None:
+    # the fused (logits, integer labels) path must give exactly what the general one
+    # gives, for (n, c) logits and for sequences (n, T, c)
     from nnfunc.losses import _sce_loss
     rng = np.random.default_rng(seed)
-    z = (rng.standard_normal((n, c)) * scale).astype(dtype)
-    y = rng.integers(0, c, n).astype(label_dtype)
+    z = (rng.standard_normal((n, *steps, c)) * scale).astype(dtype)
+    y = rng.integers(0, c, (n, *steps)).astype(label_dtype)
     fast = losses.softmax_cross_entropy.value_and_grad
     general = _sce_loss.value_and_grad
     assert fast is not general
@@ -188,3 +191,49 @@ def test_softmax_cross_entropy_fast_path_still_rejects_bad_labels() -> None:
         with pytest.raises(ValueError, match=r"softmax_cross_entropy: y_true labels must be in "
                                              r"\[0, 4\)"):
             losses.softmax_cross_entropy.value_and_grad(z, bad)
+
+
+@given(n=st.integers(1, 4), steps=st.integers(1, 5), c=st.sampled_from([2, 3, 7,
+                                                                       _CLASS_MAJOR_MAX + 2]),
+       seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float32, np.float64]))
+def test_sequence_softmax_cross_entropy_is_the_mean_over_all_positions(
+        n: int, steps: int, c: int, seed: int, dtype: Any) -> None:
+    # L = -(1/(n T)) Σ_{i,t} log softmax(z_it)[y_it], dL/dz_it = (softmax(z_it) - e_{y_it})/(n T),
+    # written out one position at a time in float64
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal((n, steps, c)) * 3).astype(dtype)
+    y = rng.integers(0, c, (n, steps))
+    want_value, want_grad = 0.0, np.zeros((n, steps, c))
+    for i in range(n):
+        for t in range(steps):
+            row = z[i, t].astype(np.float64)
+            p = np.exp(row - row.max()) / np.exp(row - row.max()).sum()
+            want_value -= np.log(p[y[i, t]]) / (n * steps)
+            want_grad[i, t] = (p - np.eye(c)[y[i, t]]) / (n * steps)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for target in (y, np.eye(c, dtype=dtype)[y]):
+        value, grad = losses.softmax_cross_entropy.value_and_grad(z, target)
+        assert value.dtype == dtype
+        assert grad.dtype == dtype
+        assert grad.shape == z.shape
+        assert value == pytest.approx(want_value, rel=rtol)
+        np.testing.assert_allclose(grad, want_grad, rtol=rtol, atol=rtol * 1e-2)
+        assert losses.softmax_cross_entropy.apply(z, target) == value
+    per = losses.softmax_cross_entropy.per_sample(z, y)  # type: ignore[misc]
+    assert per.shape == (n,)
+
+
+def test_sequence_accuracy_counts_every_position() -> None:
+    from nnfunc import metrics
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((3, 5, 4))
+    y = rng.integers(0, 4, (3, 5))
+    hits = sum(int(np.argmax(z[i, t]) == y[i, t]) for i in range(3) for t in range(5))
+    assert metrics.accuracy(z, y) == hits / 15
+    assert metrics.accuracy(z, np.eye(4)[y]) == hits / 15
+    with pytest.raises(ValueError, match=r"accuracy: y_true integer labels must have shape "
+                                         r"\(3, 5\); got shape \(3,\)"):
+        metrics.accuracy(z, y[:, 0])
+    with pytest.raises(ValueError, match=r"softmax_cross_entropy: y_true integer labels must have "
+                                         r"shape \(3, 5\); got shape \(3, 4\)"):
+        losses.softmax_cross_entropy.value_and_grad(z, y[:, :4])

@@ -8,6 +8,7 @@ module             layers
 ``reshape``        :func:`flatten`, :func:`reshape`
 ``normalization``  :func:`layer_norm`
 ``embedding``      :func:`embedding`
+``recurrent``      :func:`scan`, :func:`simple_rnn`, :func:`lstm`, :func:`gru`, and their cells
 =================  ==========================================
 
 Each factory returns a :class:`nnfunc.layer.Layer`; its docstring gives the
@@ -21,7 +22,21 @@ from nnfunc.layers.dense import DenseParams, dense
 from nnfunc.layers.dropout import dropout
 from nnfunc.layers.embedding import EmbeddingParams, embedding
 from nnfunc.layers.normalization import NormParams, layer_norm
+from nnfunc.layers.recurrent import (
+    GRUParams,
+    LSTMParams,
+    SimpleRNNParams,
+    gru,
+    gru_cell,
+    lstm,
+    lstm_cell,
+    scan,
+    simple_rnn,
+    simple_rnn_cell,
+)
 from nnfunc.layers.reshape import flatten, reshape
 
-__all__ = ["DenseParams", "EmbeddingParams", "NormParams", "dense", "dropout", "embedding",
-           "flatten", "layer_norm", "reshape"]
+__all__ = ["DenseParams", "dense", "dropout", "flatten", "reshape"]
+__all__ += ["EmbeddingParams", "NormParams", "embedding", "layer_norm"]
+__all__ += ["GRUParams", "LSTMParams", "SimpleRNNParams", "gru", "gru_cell", "lstm", "lstm_cell",
+            "scan", "simple_rnn", "simple_rnn_cell"]
