@@ -54,6 +54,9 @@ LAYERS: list[Entry] = [
     Entry("dense", dense(3)),
     Entry("dense_wide", dense(7), _vec(5, 9)),
     Entry("dense_no_bias", dense(2, use_bias=False)),
+    # dense on the last axis of (n, …, d_in): inputs of rank 2–4
+    Entry("dense_any_rank", dense(3), nst.feature_shapes(1, 3, 1, 4)),
+    Entry("dense_any_rank_no_bias", dense(5, use_bias=False), nst.feature_shapes(2, 3, 1, 3)),
     Entry("dropout_train", dropout(0.3), nst.feature_shapes(1, 2), train=True, random=True),
     Entry("dropout_eval", dropout(0.5), nst.feature_shapes(1, 2)),
     Entry("dropout_zero_rate", dropout(0.0), train=True),
