@@ -52,7 +52,17 @@ from nnfunc.combinators import (
     serial,
 )
 from nnfunc.layer import Layer, vjp
-from nnfunc.layers import DenseParams, dense, dropout, flatten, reshape
+from nnfunc.layers import (
+    AttentionParams,
+    DenseParams,
+    PositionEmbeddingParams,
+    dense,
+    dropout,
+    flatten,
+    multi_head_attention,
+    position_embedding,
+    reshape,
+)
 from nnfunc.losses import (
     Loss,
     binary_crossentropy,
@@ -94,3 +104,5 @@ __all__ = [
     "softmax", "softmax_cross_entropy", "softplus", "summary", "tanh", "train", "tree",
     "value_and_grad", "vjp",
 ]
+__all__ += ["AttentionParams", "PositionEmbeddingParams", "multi_head_attention",
+            "position_embedding"]

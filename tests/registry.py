@@ -25,7 +25,14 @@ from nnfunc.combinators import (
     serial,
 )
 from nnfunc.layer import Layer
-from nnfunc.layers import dense, dropout, flatten, reshape
+from nnfunc.layers import (
+    dense,
+    dropout,
+    flatten,
+    multi_head_attention,
+    position_embedding,
+    reshape,
+)
 from nnfunc.losses import _CLASS_MAJOR_MAX, Loss
 from nnfunc.testing import strategies as nst
 
@@ -87,6 +94,21 @@ LAYERS: list[Entry] = [
     Entry("identity", identity),
     Entry("branches", serial(dense(4), fanout(2), parallel(dense(3), serial(dense(3), act.gelu)),
                              fanin_sum, act.softplus)),
+    # attention: (T, D) sequences, T = 1 and odd widths included
+    Entry("multi_head_attention", multi_head_attention(2),
+          st.tuples(st.integers(1, 4), st.sampled_from([2, 4, 6]))),
+    Entry("multi_head_attention_causal", multi_head_attention(1, causal=True),
+          nst.feature_shapes(2, 2, 1, 5)),
+    Entry("multi_head_attention_causal_no_bias",
+          multi_head_attention(3, d_head=1, causal=True, use_bias=False),
+          nst.feature_shapes(2, 2, 1, 5)),
+    Entry("multi_head_attention_d_head", multi_head_attention(2, d_head=3),
+          st.tuples(st.integers(1, 4), st.sampled_from([1, 3, 5]))),
+    Entry("position_embedding", position_embedding(5), nst.feature_shapes(2, 2, 1, 5)),
+    Entry("transformer_block",
+          serial(position_embedding(3), residual(multi_head_attention(2, causal=True)),
+                 residual(serial(dense(3), act.gelu, dense(2)))),
+          st.tuples(st.integers(1, 3), st.just(2))),
     Entry("mlp_with_dropout", serial(dense(6), act.tanh, dropout(0.4), dense(3)), train=True,
           random=True),
 ]
