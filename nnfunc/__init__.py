@@ -53,11 +53,13 @@ from nnfunc.combinators import (
 )
 from nnfunc.layer import Layer, vjp
 from nnfunc.layers import (
+    AttentionParams,
     DenseParams,
     EmbeddingParams,
     GRUParams,
     LSTMParams,
     NormParams,
+    PositionEmbeddingParams,
     SimpleRNNParams,
     dense,
     dropout,
@@ -68,6 +70,8 @@ from nnfunc.layers import (
     layer_norm,
     lstm,
     lstm_cell,
+    multi_head_attention,
+    position_embedding,
     reshape,
     scan,
     simple_rnn,
@@ -117,3 +121,5 @@ __all__ = [
 __all__ += ["EmbeddingParams", "NormParams", "embedding", "layer_norm"]
 __all__ += ["GRUParams", "LSTMParams", "SimpleRNNParams", "gru", "gru_cell", "lstm", "lstm_cell",
             "scan", "simple_rnn", "simple_rnn_cell"]
+__all__ += ["AttentionParams", "PositionEmbeddingParams", "multi_head_attention",
+            "position_embedding"]

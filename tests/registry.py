@@ -25,7 +25,16 @@ from nnfunc.combinators import (
     serial,
 )
 from nnfunc.layer import Layer
-from nnfunc.layers import dense, dropout, embedding, flatten, layer_norm, reshape
+from nnfunc.layers import (
+    dense,
+    dropout,
+    embedding,
+    flatten,
+    layer_norm,
+    multi_head_attention,
+    position_embedding,
+    reshape,
+)
 from nnfunc.layers import recurrent as rnn
 from nnfunc.losses import _CLASS_MAJOR_MAX, Loss
 from nnfunc.testing import strategies as nst
@@ -56,6 +65,9 @@ LAYERS: list[Entry] = [
     Entry("dense", dense(3)),
     Entry("dense_wide", dense(7), _vec(5, 9)),
     Entry("dense_no_bias", dense(2, use_bias=False)),
+    # dense on the last axis of (n, …, d_in): inputs of rank 2–4
+    Entry("dense_any_rank", dense(3), nst.feature_shapes(1, 3, 1, 4)),
+    Entry("dense_any_rank_no_bias", dense(5, use_bias=False), nst.feature_shapes(2, 3, 1, 3)),
     Entry("dropout_train", dropout(0.3), nst.feature_shapes(1, 2), train=True, random=True),
     Entry("dropout_eval", dropout(0.5), nst.feature_shapes(1, 2)),
     Entry("dropout_zero_rate", dropout(0.0), train=True),
@@ -86,6 +98,21 @@ LAYERS: list[Entry] = [
     Entry("identity", identity),
     Entry("branches", serial(dense(4), fanout(2), parallel(dense(3), serial(dense(3), act.gelu)),
                              fanin_sum, act.softplus)),
+    # attention: (T, D) sequences, T = 1 and odd widths included
+    Entry("multi_head_attention", multi_head_attention(2),
+          st.tuples(st.integers(1, 4), st.sampled_from([2, 4, 6]))),
+    Entry("multi_head_attention_causal", multi_head_attention(1, causal=True),
+          nst.feature_shapes(2, 2, 1, 5)),
+    Entry("multi_head_attention_causal_no_bias",
+          multi_head_attention(3, d_head=1, causal=True, use_bias=False),
+          nst.feature_shapes(2, 2, 1, 5)),
+    Entry("multi_head_attention_d_head", multi_head_attention(2, d_head=3),
+          st.tuples(st.integers(1, 4), st.sampled_from([1, 3, 5]))),
+    Entry("position_embedding", position_embedding(5), nst.feature_shapes(2, 2, 1, 5)),
+    Entry("transformer_block",
+          serial(position_embedding(3), residual(multi_head_attention(2, causal=True)),
+                 residual(serial(dense(3), act.gelu, dense(2)))),
+          st.tuples(st.integers(1, 3), st.just(2))),
     Entry("mlp_with_dropout", serial(dense(6), act.tanh, dropout(0.4), dense(3)), train=True,
           random=True),
 ]
@@ -105,7 +132,7 @@ LAYERS += [
     Entry("layer_norm_no_bias", layer_norm(eps=_EPS, use_bias=False),
           nst.feature_shapes(1, 2, 2, 5)),
     Entry("layer_norm_plain", layer_norm(eps=_EPS, use_scale=False, use_bias=False)),
-    Entry("transformer_block", serial(residual(serial(layer_norm(eps=_EPS), dense(4), act.tanh)),
+    Entry("norm_residual_block", serial(residual(serial(layer_norm(eps=_EPS), dense(4), act.tanh)),
                                       layer_norm(eps=_EPS)), (4,)),
 ]
 

@@ -93,10 +93,14 @@ def test_serial_init_names_position_and_shapes() -> None:
         model.init(random.key(0), (8,))
 
 
-def test_dense_needs_flat_input() -> None:
+def test_dense_needs_a_feature_axis() -> None:
     with pytest.raises(ValueError, match=r"serial: layer 0 \(dense\(3\)\) cannot take input shape "
-                                         r"\(2, 2\).*put flatten\(\) before dense"):
-        serial(dense(3)).init(random.key(0), (2, 2))
+                                         r"\(\).*must have a feature axis"):
+        serial(dense(3)).init(random.key(0), ())
+    _, params = dense(3).init(random.key(0), (2, 4))
+    with pytest.raises(ValueError, match=r"dense\(3\): x must have shape \(batch, …, 4\).*"
+                                         r"got shape \(1, 2, 5\)"):
+        dense(3).apply(params, np.ones((1, 2, 5), np.float32))
 
 
 def test_combinator_shape_mismatches_fail_at_init() -> None:

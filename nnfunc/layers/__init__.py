@@ -4,6 +4,7 @@
 module             layers
 =================  ==========================================
 ``dense``          :func:`dense`
+``attention``      :func:`multi_head_attention`, :func:`position_embedding`
 ``dropout``        :func:`dropout`
 ``reshape``        :func:`flatten`, :func:`reshape`
 ``normalization``  :func:`layer_norm`
@@ -18,6 +19,12 @@ combinators in :mod:`nnfunc.combinators`.
 
 from __future__ import annotations
 
+from nnfunc.layers.attention import (
+    AttentionParams,
+    PositionEmbeddingParams,
+    multi_head_attention,
+    position_embedding,
+)
 from nnfunc.layers.dense import DenseParams, dense
 from nnfunc.layers.dropout import dropout
 from nnfunc.layers.embedding import EmbeddingParams, embedding
@@ -40,3 +47,5 @@ __all__ = ["DenseParams", "dense", "dropout", "flatten", "reshape"]
 __all__ += ["EmbeddingParams", "NormParams", "embedding", "layer_norm"]
 __all__ += ["GRUParams", "LSTMParams", "SimpleRNNParams", "gru", "gru_cell", "lstm", "lstm_cell",
             "scan", "simple_rnn", "simple_rnn_cell"]
+__all__ += ["AttentionParams", "PositionEmbeddingParams", "multi_head_attention",
+            "position_embedding"]

@@ -38,13 +38,28 @@ def _dense_params(name: str, params: Any, use_bias: bool) -> DenseParams:
                     describe(params))
 
 
+def _rows_input(name: str, x: Any, w: FloatArray) -> Array:
+    """``x`` checked as a float batch ``(n, …, d_in)`` of ``w``'s dtype."""
+    checked = batch_array(name, x, None, w.dtype)
+    if checked.ndim <= 2:
+        return batch_array(name, checked, (w.shape[0],), w.dtype)
+    if checked.shape[-1] != w.shape[0]:
+        raise fail(name, "x", f"must have shape (batch, …, {w.shape[0]}) (the last axis is "
+                   f"d_in)", f"shape {checked.shape}")
+    return checked
+
+
 def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uniform,
           b_init: Initializer = zeros, dtype: Any = np.float32) -> Layer:
-    """Fully connected layer, the affine map ``y = x W + b``.
+    """Fully connected layer, the affine map ``y = x W + b`` on the last axis.
 
-    Shapes: ``x (n, d_in) -> y (n, d_out)``; ``W (d_in, d_out)``; ``b (d_out,)``.
-    Forward:  ``y_nj = Σ_i x_ni W_ij + b_j``.
-    Backward: ``dW = xᵀ dy``, ``db = Σ_n dy_n``, ``dx = dy Wᵀ``.
+    Shapes: ``x (n, …, d_in) -> y (n, …, d_out)``; ``W (d_in, d_out)``;
+    ``b (d_out,)``. Any leading axes (a sequence's time axis, an image's
+    height and width) are rows: with ``X`` the ``(m, d_in)`` view of ``x``
+    (``m = n·…``) and ``dY`` the ``(m, d_out)`` view of ``dy``,
+    Forward:  ``Y = X W + b``, i.e. ``y_{…j} = Σ_i x_{…i} W_ij + b_j``.
+    Backward: ``dW = Xᵀ dY``, ``db = Σ_rows dY``, ``dx = dY Wᵀ`` (reshaped back),
+    so the parameter gradients sum over every leading axis.
 
     (The formula sheet writes ``z = W·x + b``, which does not type-check for a
     batch of rows; see the README's math section.)
@@ -56,8 +71,8 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
         dtype: dtype of the params made by ``init`` (float32 by default).
 
     Raises:
-        ValueError: ``init`` with a non-1-D ``in_shape`` (put :func:`flatten`
-            first); ``apply``/``grad`` with ``x`` of the wrong width.
+        ValueError: ``apply``/``grad`` with ``x`` whose last axis is not
+            ``d_in``, or with no feature axis.
         TypeError: ``x`` not a float array of the params' dtype.
 
     >>> import numpy as np
@@ -66,6 +81,9 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
     >>> out_shape, params = layer.init(random.key(0), (4,))
     >>> out_shape, layer.apply(params, np.ones((2, 4), np.float32)).shape
     ((3,), (2, 3))
+    >>> _, params = layer.init(random.key(0), (5, 4))  # e.g. (n, T, D) sequences
+    >>> layer.apply(params, np.ones((2, 5, 4), np.float32)).shape
+    (2, 5, 3)
     """
     d_out = positive_int(d_out, "dense", "d_out")
     check_initializer(w_init, "dense", "w_init")
@@ -74,13 +92,12 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
 
     def init(key: Key, in_shape: ShapeTree) -> tuple[Shape, DenseParams]:
         shape = feature_shape(name, in_shape)
-        if len(shape) != 1:
-            raise fail(name, "in_shape", "must be 1-D (d_in,); put flatten() before dense",
-                       shape)
+        if len(shape) == 0:
+            raise fail(name, "in_shape", "must have a feature axis (…, d_in)", shape)
         k_w, k_b = random.split(random.check_key(key, name))
-        w = w_init(k_w, (shape[0], d_out), dtype)
+        w = w_init(k_w, (shape[-1], d_out), dtype)
         b = b_init(k_b, (d_out,), dtype) if use_bias else None
-        return (d_out,), DenseParams(w, b)
+        return (*shape[:-1], d_out), DenseParams(w, b)
 
     def forward(params: DenseParams, x: Any, key: Key | None, train: bool) -> tuple[Array, Array]:
         if type(params) is not DenseParams:
@@ -88,8 +105,11 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
         w = params.w
         if not (type(x) is np.ndarray and x.dtype is w.dtype and x.dtype.kind == "f"
                 and x.ndim == 2 and x.shape[1] == w.shape[0]):  # the common case, inline
-            x = batch_array(name, x, (w.shape[0],), w.dtype)
-        y = x @ w
+            x = _rows_input(name, x, w)
+        if x.ndim == 2:
+            y = x @ w
+        else:  # leading axes are rows: one product over all of them
+            y = (x.reshape(-1, w.shape[0]) @ w).reshape((*x.shape[:-1], w.shape[1]))
         if params.b is not None:
             y += params.b
         return y, x
@@ -98,8 +118,13 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
                  need_dx: bool) -> tuple[DenseParams, Array | None]:
         plain = type(params) is not DenseParams  # a (w, b) tuple gets a tuple back
         w, b = params
+        x_shape = x.shape
+        if x.ndim != 2:  # leading axes are rows, as in the forward pass
+            x, dy = x.reshape(-1, w.shape[0]), dy.reshape(-1, w.shape[1])
         db = np.add.reduce(dy, axis=0) if b is not None else None
         dx = dy @ w.T if need_dx else None
+        if dx is not None and len(x_shape) != 2:
+            dx = dx.reshape(x_shape)
         dw = x.T @ dy
         return ((dw, db) if plain else DenseParams(dw, db)), dx  # type: ignore[return-value]
 
