@@ -52,7 +52,22 @@ from nnfunc.combinators import (
     serial,
 )
 from nnfunc.layer import Layer, vjp
-from nnfunc.layers import DenseParams, dense, dropout, flatten, reshape
+from nnfunc.layers import (
+    ConvParams,
+    DenseParams,
+    avg_pool1d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    dense,
+    dropout,
+    flatten,
+    global_avg_pool,
+    global_max_pool,
+    max_pool1d,
+    max_pool2d,
+    reshape,
+)
 from nnfunc.losses import (
     Loss,
     binary_crossentropy,
@@ -94,3 +109,5 @@ __all__ = [
     "softmax", "softmax_cross_entropy", "softplus", "summary", "tanh", "train", "tree",
     "value_and_grad", "vjp",
 ]
+__all__ += ["ConvParams", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "global_avg_pool",
+            "global_max_pool", "max_pool1d", "max_pool2d"]
