@@ -25,7 +25,20 @@ from nnfunc.combinators import (
     serial,
 )
 from nnfunc.layer import Layer
-from nnfunc.layers import dense, dropout, flatten, reshape
+from nnfunc.layers import (
+    avg_pool1d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    dense,
+    dropout,
+    flatten,
+    global_avg_pool,
+    global_max_pool,
+    max_pool1d,
+    max_pool2d,
+    reshape,
+)
 from nnfunc.losses import _CLASS_MAJOR_MAX, Loss
 from nnfunc.testing import strategies as nst
 
@@ -44,6 +57,7 @@ class Entry(NamedTuple):
     kinks: tuple[float, ...] = ()
     train: bool = False
     random: bool = False  # output depends on the key
+    x_map: Callable[[Any], Any] | None = None  # applied to each drawn input batch
 
 
 def _vec(lo: int = 1, hi: int = 6) -> st.SearchStrategy[tuple[int, ...]]:
@@ -86,6 +100,60 @@ LAYERS: list[Entry] = [
                              fanin_sum, act.softplus)),
     Entry("mlp_with_dropout", serial(dense(6), act.tanh, dropout(0.4), dense(3)), train=True,
           random=True),
+]
+
+
+# -- convolution and pooling (conv) ----------------------------------------------------
+
+def _image(lo: int = 1, hi: int = 5, channels: int = 2) -> st.SearchStrategy[tuple[int, ...]]:
+    """``(H, W, C)``: odd and even sides in ``[lo, hi]``, one to ``channels`` channels."""
+    return st.tuples(st.integers(lo, hi), st.integers(lo, hi), st.integers(1, channels))
+
+
+def _sequence(lo: int = 1, hi: int = 7, channels: int = 3) -> st.SearchStrategy[tuple[int, ...]]:
+    """``(T, C)``."""
+    return st.tuples(st.integers(lo, hi), st.integers(1, channels))
+
+
+def _distinct(x: Any) -> Any:
+    """The batch's values replaced by their ranks, spaced 0.1 apart and never 0.
+
+    Order (hence each window's argmax) is kept, but no two values are closer
+    than the finite-difference stencil's reach, so a max is differentiable
+    wherever it is probed: a tie has no derivative (its one-sided slopes are 0
+    and 1); the tie rule is tested against a loop in ``test_pooling.py``.
+    """
+    ranks = np.argsort(np.argsort(x, axis=None), axis=None).reshape(x.shape)
+    return ((ranks - x.size // 2 + 0.5) * 0.1).astype(x.dtype)
+
+
+LAYERS += [
+    Entry("conv2d_valid", conv2d(2, 3), _image(3)),
+    Entry("conv2d_same_stride2", conv2d(3, (3, 2), stride=2, padding="same"), _image()),
+    Entry("conv2d_dilated_strided", conv2d(2, 2, dilation=2, stride=(1, 2)), _image(3)),
+    Entry("conv2d_pairs_no_bias",
+          conv2d(2, (2, 3), padding=((1, 0), (0, 2)), use_bias=False), _image()),
+    Entry("conv2d_int_pad", conv2d(1, 3, padding=1, stride=(2, 1), dilation=(1, 2)),
+          _image(3)),
+    Entry("conv1d_same_dilated", conv1d(3, 3, padding="same", dilation=2), _sequence()),
+    Entry("conv1d_strided", conv1d(2, 2, stride=2, padding=(0, 1)), _sequence()),
+    Entry("max_pool2d", max_pool2d(2), _image(2), x_map=_distinct),
+    Entry("max_pool2d_same_overlap", max_pool2d(3, stride=2, padding="same"), _image(),
+          x_map=_distinct),
+    Entry("max_pool2d_pairs", max_pool2d((2, 3), stride=(1, 2), padding=((1, 0), (0, 2))),
+          _image(), x_map=_distinct),
+    # after ReLU whole windows tie at 0: their gradient is 0 either way, so the
+    # finite differences stay valid
+    Entry("relu_max_pool2d_ties", serial(act.relu, max_pool2d(2, stride=1)), _image(2),
+          kinks=(0.0,), x_map=_distinct),
+    Entry("max_pool1d", max_pool1d(3, stride=2, padding=1), _sequence(), x_map=_distinct),
+    Entry("avg_pool2d_same", avg_pool2d((2, 3), stride=(1, 2), padding="same"), _image()),
+    Entry("avg_pool2d_pairs", avg_pool2d(3, stride=1, padding=((2, 0), (1, 1))), _image()),
+    Entry("avg_pool1d", avg_pool1d(2), _sequence(2)),
+    Entry("global_avg_pool", global_avg_pool, nst.feature_shapes(2, 3, 1, 4)),
+    Entry("global_max_pool", global_max_pool, nst.feature_shapes(2, 3, 1, 4), x_map=_distinct),
+    Entry("small_cnn", serial(conv2d(2, 3, padding="same"), act.tanh, avg_pool2d(2),
+                              conv2d(2, 1), flatten, dense(2)), _image(2, 4)),
 ]
 
 
