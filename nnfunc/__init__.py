@@ -54,6 +54,7 @@ from nnfunc.combinators import (
 from nnfunc.layer import Layer, vjp
 from nnfunc.layers import (
     AttentionParams,
+    ConvParams,
     DenseParams,
     EmbeddingParams,
     GRUParams,
@@ -61,15 +62,23 @@ from nnfunc.layers import (
     NormParams,
     PositionEmbeddingParams,
     SimpleRNNParams,
+    avg_pool1d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
     dense,
     dropout,
     embedding,
     flatten,
+    global_avg_pool,
+    global_max_pool,
     gru,
     gru_cell,
     layer_norm,
     lstm,
     lstm_cell,
+    max_pool1d,
+    max_pool2d,
     multi_head_attention,
     position_embedding,
     reshape,
@@ -123,3 +132,5 @@ __all__ += ["GRUParams", "LSTMParams", "SimpleRNNParams", "gru", "gru_cell", "ls
             "scan", "simple_rnn", "simple_rnn_cell"]
 __all__ += ["AttentionParams", "PositionEmbeddingParams", "multi_head_attention",
             "position_embedding"]
+__all__ += ["ConvParams", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "global_avg_pool",
+            "global_max_pool", "max_pool1d", "max_pool2d"]

