@@ -51,14 +51,16 @@ from nnfunc.combinators import (
     residual,
     serial,
 )
-from nnfunc.layer import Layer, vjp
+from nnfunc.layer import Layer, apply_with_state, is_stateful, vjp, vjp_with_state
 from nnfunc.layers import (
+    BatchNormState,
     DenseParams,
     EmbeddingParams,
     GRUParams,
     LSTMParams,
     NormParams,
     SimpleRNNParams,
+    batch_norm,
     dense,
     dropout,
     embedding,
@@ -115,5 +117,6 @@ __all__ = [
     "value_and_grad", "vjp",
 ]
 __all__ += ["EmbeddingParams", "NormParams", "embedding", "layer_norm"]
+__all__ += ["BatchNormState", "apply_with_state", "batch_norm", "is_stateful", "vjp_with_state"]
 __all__ += ["GRUParams", "LSTMParams", "SimpleRNNParams", "gru", "gru_cell", "lstm", "lstm_cell",
             "scan", "simple_rnn", "simple_rnn_cell"]

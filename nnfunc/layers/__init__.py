@@ -6,7 +6,7 @@ module             layers
 ``dense``          :func:`dense`
 ``dropout``        :func:`dropout`
 ``reshape``        :func:`flatten`, :func:`reshape`
-``normalization``  :func:`layer_norm`
+``normalization``  :func:`layer_norm`, :func:`batch_norm`
 ``embedding``      :func:`embedding`
 ``recurrent``      :func:`scan`, :func:`simple_rnn`, :func:`lstm`, :func:`gru`, and their cells
 =================  ==========================================
@@ -21,7 +21,7 @@ from __future__ import annotations
 from nnfunc.layers.dense import DenseParams, dense
 from nnfunc.layers.dropout import dropout
 from nnfunc.layers.embedding import EmbeddingParams, embedding
-from nnfunc.layers.normalization import NormParams, layer_norm
+from nnfunc.layers.normalization import BatchNormState, NormParams, batch_norm, layer_norm
 from nnfunc.layers.recurrent import (
     GRUParams,
     LSTMParams,
@@ -40,3 +40,4 @@ __all__ = ["DenseParams", "dense", "dropout", "flatten", "reshape"]
 __all__ += ["EmbeddingParams", "NormParams", "embedding", "layer_norm"]
 __all__ += ["GRUParams", "LSTMParams", "SimpleRNNParams", "gru", "gru_cell", "lstm", "lstm_cell",
             "scan", "simple_rnn", "simple_rnn_cell"]
+__all__ += ["BatchNormState", "batch_norm"]
