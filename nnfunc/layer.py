@@ -211,8 +211,11 @@ def vjp(layer: Layer, params: PyTree, x: Input, *, key: Key | None = None,
     """``(y, pullback)`` for any layer, built-in or user-made.
 
     Uses ``layer.vjp`` when present; otherwise ``y = layer.apply(...)`` and
-    ``pullback(dy) = layer.grad(params, x, dy, ...)``.
+    ``pullback(dy) = layer.grad(params, x, dy, ...)``. A stateful layer
+    refuses this call (it needs its state): use :func:`vjp_with_state`.
     """
+    if layer.init_with_state is not None:
+        _require_state(layer.name, NO_STATE)
     if layer.vjp is not None:
         return layer.vjp(params, x, key=key, train=train)
     y = layer.apply(params, x, key=key, train=train)

@@ -9,7 +9,7 @@ import pytest
 
 from nnfunc import random
 from nnfunc.combinators import residual, serial
-from nnfunc.layer import is_stateful
+from nnfunc.layer import is_stateful, vjp
 from nnfunc.layers import BatchNormState, NormParams, batch_norm, dense, layer_norm
 
 
@@ -149,6 +149,8 @@ def test_missing_state_is_a_type_error_naming_the_layer() -> None:
     _, mparams, mstate = model.init_with_state(random.key(0), (3,))
     with pytest.raises(TypeError, match="serial: state is required"):
         model.apply(mparams, x)
+    with pytest.raises(TypeError, match="serial: state is required"):
+        vjp(model, mparams, x)
     with pytest.raises(TypeError, match="batch_norm: state must be BatchNormState"):
         layer.apply(params, x, state=(np.zeros(2, np.float32), np.ones(2, np.float32)))
     with pytest.raises(ValueError, match=r"serial: state must be a tuple of 2 children's states"):
