@@ -51,9 +51,10 @@ from nnfunc.combinators import (
     residual,
     serial,
 )
-from nnfunc.layer import Layer, vjp
+from nnfunc.layer import Layer, apply_with_state, is_stateful, vjp, vjp_with_state
 from nnfunc.layers import (
     AttentionParams,
+    BatchNormState,
     ConvParams,
     DenseParams,
     EmbeddingParams,
@@ -64,6 +65,7 @@ from nnfunc.layers import (
     SimpleRNNParams,
     avg_pool1d,
     avg_pool2d,
+    batch_norm,
     conv1d,
     conv2d,
     dense,
@@ -128,6 +130,7 @@ __all__ = [
     "value_and_grad", "vjp",
 ]
 __all__ += ["EmbeddingParams", "NormParams", "embedding", "layer_norm"]
+__all__ += ["BatchNormState", "apply_with_state", "batch_norm", "is_stateful", "vjp_with_state"]
 __all__ += ["GRUParams", "LSTMParams", "SimpleRNNParams", "gru", "gru_cell", "lstm", "lstm_cell",
             "scan", "simple_rnn", "simple_rnn_cell"]
 __all__ += ["AttentionParams", "PositionEmbeddingParams", "multi_head_attention",

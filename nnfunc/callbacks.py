@@ -3,10 +3,11 @@
 A :class:`Callback` is ``init() -> state``,
 ``on_epoch_end(state, info) -> (state, decision)`` and
 ``on_train_end(state, info) -> decision``. ``info`` is an :class:`EpochInfo`
-(epochs completed, this epoch's logs, the history, params and optimizer
-state); a :class:`Decision` can stop training or replace the params or the
-optimizer state. ``fit`` threads each callback's state through the epochs,
-so a callback holds nothing between runs and can be reused.
+(epochs completed, this epoch's logs, the history, params, optimizer
+state and model state); a :class:`Decision` can stop training or replace the
+params, the optimizer state or the model state. ``fit`` threads each
+callback's state through the epochs, so a callback holds nothing between
+runs and can be reused.
 
 A plain callable ``f(info)`` is a callback too: it is called after every
 epoch and may return ``None`` or a :class:`Decision`.
@@ -31,21 +32,27 @@ __all__ = ["Callback", "Decision", "EpochInfo", "as_callback", "checkpoint", "ea
 
 
 class EpochInfo(NamedTuple):
-    """What a callback sees after an epoch (``epoch`` counts completed epochs)."""
+    """What a callback sees after an epoch (``epoch`` counts completed epochs).
+
+    ``model_state`` is a stateful model's state after the epoch (``None`` for
+    a stateless model).
+    """
 
     epoch: int
     logs: dict[str, float]
     history: dict[str, list[float]]
     params: PyTree
     opt_state: PyTree
+    model_state: PyTree = None
 
 
 class Decision(NamedTuple):
-    """A callback's verdict: stop, and/or replace the params or optimizer state."""
+    """A callback's verdict: stop, and/or replace the params, optimizer or model state."""
 
     stop: bool = False
     params: PyTree = None
     opt_state: PyTree = None
+    model_state: PyTree = None
 
 
 def _no_end(state: Any, info: EpochInfo) -> Decision | None:
@@ -98,6 +105,7 @@ class _Best(NamedTuple):
     epoch: int
     params: PyTree
     wait: int
+    model_state: PyTree = None
 
 
 def early_stopping(monitor: str = "val_loss", *, patience: int = 5, min_delta: float = 0.0,
@@ -106,8 +114,9 @@ def early_stopping(monitor: str = "val_loss", *, patience: int = 5, min_delta: f
 
     Improvement means lower (``mode="min"``) or higher (``"max"``); ``"auto"``
     picks max for accuracy and R² names, else min. With ``restore_best`` the
-    params of the best epoch are restored when training ends — whether this
-    callback stopped it or the epochs ran out.
+    params of the best epoch (and a stateful model's state of that epoch) are
+    restored when training ends — whether this callback stopped it or the
+    epochs ran out.
 
     Raises:
         ValueError: bad ``patience``/``min_delta``/``mode``; at the first
@@ -123,13 +132,13 @@ def early_stopping(monitor: str = "val_loss", *, patience: int = 5, min_delta: f
     def on_epoch_end(best: _Best | None, info: EpochInfo) -> tuple[_Best, Decision | None]:
         value = _monitored("early_stopping", monitor, info.logs)
         if best is None or (math.isfinite(value) and better(value, best.value, delta)):
-            return _Best(value, info.epoch, info.params, 0), None
+            return _Best(value, info.epoch, info.params, 0, info.model_state), None
         waited = best._replace(wait=best.wait + 1)
         return waited, (Decision(stop=True) if waited.wait >= patience else None)
 
     def on_train_end(best: _Best | None, info: EpochInfo) -> Decision | None:
         if restore_best and best is not None:
-            return Decision(params=best.params)
+            return Decision(params=best.params, model_state=best.model_state)
         return None
 
     return Callback(init, on_epoch_end, on_train_end)
@@ -196,18 +205,23 @@ def terminate_on_nan(monitor: str = "loss") -> Callback:
 def checkpoint(path: str | os.PathLike[str], *, every: int = 1) -> Callback:
     """Save the training state to ``path`` every ``every`` epochs (and at the end).
 
-    Saves ``{"params", "opt_state", "epoch", "history"}`` with
-    :func:`nnfunc.io.save` (atomically: a crash mid-write keeps the previous
-    file). Resume with ``fit(..., params=ck["params"],
-    opt_state=ck["opt_state"], initial_epoch=ck["epoch"])`` and the same key.
+    Saves ``{"params", "opt_state", "epoch", "history"}`` (plus
+    ``"model_state"`` for a stateful model) with :func:`nnfunc.io.save`
+    (atomically: a crash mid-write keeps the previous file). Resume with
+    ``fit(..., params=ck["params"], opt_state=ck["opt_state"],
+    initial_epoch=ck["epoch"])`` (and ``model_state=ck["model_state"]``) and
+    the same key: the run continues bit-identically.
     """
     every = positive_int(every, "checkpoint", "every")
 
     def save(info: EpochInfo) -> None:
         from nnfunc import io  # on use: fit needs the checkpoint module only to save
 
-        io.save(path, {"params": info.params, "opt_state": info.opt_state,
-                       "epoch": info.epoch, "history": info.history})
+        saved = {"params": info.params, "opt_state": info.opt_state, "epoch": info.epoch,
+                 "history": info.history}
+        if info.model_state is not None:
+            saved["model_state"] = info.model_state
+        io.save(path, saved)
 
     def on_epoch_end(last: int, info: EpochInfo) -> tuple[int, Decision | None]:
         if info.epoch % every == 0:

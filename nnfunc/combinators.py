@@ -21,6 +21,10 @@ returns ``dy + dx_inner``.
 that names the combinator, the child's position and both shapes. Keys are
 split among children, so each child's randomness is independent.
 
+A combinator with a stateful child (see :mod:`nnfunc.layer`) is stateful
+itself: its state is a tuple aligned with its params tuple, ``()`` for each
+stateless child, and its ``apply`` returns ``(y, new_state)``.
+
 >>> import numpy as np
 >>> from nnfunc import random
 >>> from nnfunc.layers import dense
@@ -39,7 +43,15 @@ import numpy as np
 
 from nnfunc import random
 from nnfunc._validate import describe, fail, positive_int, type_fail
-from nnfunc.layer import Layer, Pullback, from_forward_backward, vjp
+from nnfunc.layer import (
+    Layer,
+    Pullback,
+    apply_with_state,
+    from_forward_backward,
+    stateful_from_forward_backward,
+    vjp,
+    vjp_with_state,
+)
 from nnfunc.typing import Array, Key, ShapeTree
 
 __all__ = ["fanin_concat", "fanin_sum", "fanout", "identity", "parallel", "residual",
@@ -69,12 +81,54 @@ def _child_params(name: str, params: Any, n: int) -> tuple[Any, ...]:
     return params
 
 
-def _init_child(name: str, i: int, layer: Layer, key: Key, shape: ShapeTree) -> tuple[Any, Any]:
+def _child_states(name: str, state: Any, n: int) -> tuple[Any, ...]:
+    if state is None:  # a stateless combinator: every child's state is ()
+        return ((),) * n
+    if not isinstance(state, tuple) or len(state) != n:
+        raise fail(name, "state", f"must be a tuple of {n} children's states (from "
+                   "init_with_state)", describe(state) if not isinstance(state, tuple)
+                   else f"a tuple of length {len(state)}")
+    return state
+
+
+def _init_child(name: str, i: int, layer: Layer, key: Key,
+                shape: ShapeTree) -> tuple[Any, Any, Any]:
+    """``(out_shape, params, state)`` of a child (``()`` state for a stateless one)."""
     try:
-        return layer.init(key, shape)
+        if layer.init_with_state is not None:
+            return layer.init_with_state(key, shape)
+        return (*layer.init(key, shape), ())
     except (ValueError, TypeError) as err:
         raise type(err)(f"{name}: layer {i} ({layer.name}) cannot take input shape "
                         f"{shape}: {err}") from err
+
+
+def _combinator(name: str, init_with_state: Any, forward: Any, backward: Any,
+                children: tuple[Layer, ...], infer: Any = None) -> Layer:
+    """A stateful layer when any child is stateful, else a stateless one.
+
+    ``init_with_state``, ``forward(params, state, x, key, train) -> (y, new_state,
+    res)`` and ``infer(params, state, x, key, train) -> (y, new_state)`` are
+    written once for both; the stateless layer passes ``state=None`` (every
+    child's state ``()``) and drops the states.
+    """
+    if any(c.init_with_state is not None for c in children):
+        return stateful_from_forward_backward(name, init_with_state, forward, backward,
+                                              children, infer)
+
+    def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, Any]:
+        out_shape, params, _ = init_with_state(key, in_shape)
+        return out_shape, params
+
+    def stateless_forward(params: Any, x: Any, key: Key | None, train: bool) -> tuple[Any, Any]:
+        y, _, res = forward(params, None, x, key, train)
+        return y, res
+
+    def stateless_infer(params: Any, x: Any, key: Key | None, train: bool) -> Any:
+        return infer(params, None, x, key, train)[0]
+
+    return from_forward_backward(name, init, stateless_forward, backward, children,
+                                 None if infer is None else stateless_infer)
 
 
 def _tuple_input(name: str, x: Any, n: int | None = None) -> tuple[Any, ...]:
@@ -108,29 +162,35 @@ def serial(*layers: Layer) -> Layer:
     children = _check_layers("serial", layers)
     n = len(children)
     name = "serial"
+    stateful = tuple(c.init_with_state is not None for c in children)
 
-    def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, tuple[Any, ...]]:
+    def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, tuple[Any, ...], tuple[Any, ...]]:
         keys = _keys(key, n, name)
-        params = []
+        params, states = [], []
         shape = in_shape
         for i, (layer, k) in enumerate(zip(children, keys)):
             assert k is not None
-            shape, p = _init_child(name, i, layer, k, shape)
+            shape, p, st = _init_child(name, i, layer, k, shape)
             params.append(p)
-        return shape, tuple(params)
+            states.append(st)
+        return shape, tuple(params), tuple(states)
 
-    def forward(params: Any, x: Any, key: Key | None,
-                train: bool) -> tuple[Any, list[Pullback]]:
+    def forward(params: Any, state: Any, x: Any, key: Key | None,
+                train: bool) -> tuple[Any, tuple[Any, ...], list[Pullback]]:
         ps = _child_params(name, params, n)
-        pullbacks = []
-        for layer, p, k in zip(children, ps, _keys(key, n, name)):
+        ss = _child_states(name, state, n)
+        pullbacks, states = [], []
+        for layer, has_state, p, st, k in zip(children, stateful, ps, ss, _keys(key, n, name)):
+            if has_state:
+                x, st, pb = vjp_with_state(layer, p, x, st, key=k, train=train)
             # a layer's own vjp called directly (what nnfunc.vjp does): this runs per step
-            if layer.vjp is not None:
+            elif layer.vjp is not None:
                 x, pb = layer.vjp(p, x, key=k, train=train)
             else:
                 x, pb = vjp(layer, p, x, key=k, train=train)
             pullbacks.append(pb)
-        return x, pullbacks
+            states.append(st)
+        return x, tuple(states), pullbacks
 
     def backward(params: Any, pullbacks: list[Pullback], dy: Any,
                  need_dx: bool) -> tuple[tuple[Any, ...], Any]:
@@ -139,13 +199,20 @@ def serial(*layers: Layer) -> Layer:
             grads[i], dy = pullbacks[i](dy, need_dx or i > 0)
         return tuple(grads), dy
 
-    def infer(params: Any, x: Any, key: Key | None, train: bool) -> Any:
+    def infer(params: Any, state: Any, x: Any, key: Key | None,
+              train: bool) -> tuple[Any, tuple[Any, ...]]:
         ps = _child_params(name, params, n)
-        for layer, p, k in zip(children, ps, _keys(key, n, name)):
-            x = layer.apply(p, x, key=k, train=train)
-        return x
+        ss = _child_states(name, state, n)
+        states = []
+        for layer, has_state, p, st, k in zip(children, stateful, ps, ss, _keys(key, n, name)):
+            if has_state:
+                x, st = apply_with_state(layer, p, x, st, key=k, train=train)
+            else:
+                x = layer.apply(p, x, key=k, train=train)
+            states.append(st)
+        return x, tuple(states)
 
-    return from_forward_backward(name, init, forward, backward, children, infer)
+    return _combinator(name, init, forward, backward, children, infer)
 
 
 # -- parallel -------------------------------------------------------------------------
@@ -168,29 +235,32 @@ def parallel(*layers: Layer) -> Layer:
     n = len(children)
     name = "parallel"
 
-    def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, tuple[Any, ...]]:
+    def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, tuple[Any, ...], tuple[Any, ...]]:
         if not (isinstance(in_shape, tuple) and len(in_shape) == n
                 and all(isinstance(s, tuple) for s in in_shape)):
             raise fail(name, "in_shape", f"must be a tuple of {n} shapes (one per branch)",
                        in_shape)
-        outs, params = [], []
+        outs, params, states = [], [], []
         for i, (layer, k, s) in enumerate(zip(children, _keys(key, n, name), in_shape)):
             assert k is not None
-            o, p = _init_child(name, i, layer, k, s)
+            o, p, st = _init_child(name, i, layer, k, s)
             outs.append(o)
             params.append(p)
-        return tuple(outs), tuple(params)
+            states.append(st)
+        return tuple(outs), tuple(params), tuple(states)
 
-    def forward(params: Any, x: Any, key: Key | None,
-                train: bool) -> tuple[tuple[Any, ...], list[Pullback]]:
+    def forward(params: Any, state: Any, x: Any, key: Key | None,
+                train: bool) -> tuple[tuple[Any, ...], tuple[Any, ...], list[Pullback]]:
         ps = _child_params(name, params, n)
+        ss = _child_states(name, state, n)
         xs = _tuple_input(name, x, n)
-        ys, pbs = [], []
-        for layer, p, xi, k in zip(children, ps, xs, _keys(key, n, name)):
-            y, pb = vjp(layer, p, xi, key=k, train=train)
+        ys, states, pbs = [], [], []
+        for layer, p, st, xi, k in zip(children, ps, ss, xs, _keys(key, n, name)):
+            y, st, pb = vjp_with_state(layer, p, xi, st, key=k, train=train)
             ys.append(y)
+            states.append(st)
             pbs.append(pb)
-        return tuple(ys), pbs
+        return tuple(ys), tuple(states), pbs
 
     def backward(params: Any, pbs: list[Pullback], dy: Any,
                  need_dx: bool) -> tuple[tuple[Any, ...], Any]:
@@ -198,7 +268,7 @@ def parallel(*layers: Layer) -> Layer:
         grads = tuple(g for g, _ in pairs)
         return grads, (tuple(d for _, d in pairs) if need_dx else None)
 
-    return from_forward_backward(name, init, forward, backward, children)
+    return _combinator(name, init, forward, backward, children)
 
 
 # -- fanout / fanin -------------------------------------------------------------------
@@ -352,26 +422,28 @@ def residual(layer: Layer) -> Layer:
     (inner,) = _check_layers("residual", (layer,))
     name = f"residual({inner.name})"
 
-    def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, tuple[Any]]:
-        out, p = _init_child(name, 0, inner, key, in_shape)
+    def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, tuple[Any], tuple[Any]]:
+        out, p, st = _init_child(name, 0, inner, key, in_shape)
         if out != in_shape:
             raise fail(name, "inner layer output shape", f"must equal its input shape "
                        f"{in_shape} to be added back", out)
-        return in_shape, (p,)
+        return in_shape, (p,), (st,)
 
-    def forward(params: Any, x: Any, key: Key | None, train: bool) -> tuple[Any, Pullback]:
+    def forward(params: Any, state: Any, x: Any, key: Key | None,
+                train: bool) -> tuple[Any, tuple[Any], Pullback]:
         (p,) = _child_params(name, params, 1)
-        y, pb = vjp(inner, p, x, key=key, train=train)
+        (st,) = _child_states(name, state, 1)
+        y, st, pb = vjp_with_state(inner, p, x, st, key=key, train=train)
         if np.shape(y) != np.shape(x):
             raise fail(name, "inner layer output", f"must have the input's shape {np.shape(x)}",
                        f"shape {np.shape(y)}")
-        return x + y, pb
+        return x + y, (st,), pb
 
     def backward(params: Any, pb: Pullback, dy: Any, need_dx: bool) -> tuple[tuple[Any], Any]:
         g, dx = pb(dy, need_dx)
         return (g,), (dy + dx if need_dx else None)
 
-    return from_forward_backward(name, init, forward, backward, (inner,))
+    return _combinator(name, init, forward, backward, (inner,))
 
 
 identity: Layer = from_forward_backward(

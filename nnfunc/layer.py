@@ -20,6 +20,22 @@ Two optional fields serve the whole-model gradient and the summary table:
   built as ``Layer(init, apply, grad)`` leaves it ``None``;
   :func:`vjp` then falls back on ``apply`` and ``grad``.
 * ``name`` and ``children`` label the layer in :func:`nnfunc.summary`.
+* ``init_with_state`` makes the layer **stateful** (see below).
+
+A stateful layer (batch norm: running statistics) keeps a ``state`` pytree
+beside its params, which no gradient or optimizer touches::
+
+    init_with_state(key, in_shape)                       -> (out_shape, params, state)
+    apply(params, x, *, state, key=None, train=False)    -> (y, new_state)
+    grad(params, x, dy, *, state, key=None, train=False) -> (dparams, dx)
+    vjp(params, x, *, state, key=None, train=False)      -> (y, new_state, pullback)
+
+``init`` gives the same ``(out_shape, params)`` without the state. Calling
+``apply``, ``grad`` or ``vjp`` without ``state=`` is a ``TypeError`` naming
+the layer. :func:`is_stateful` tells the two kinds apart, and
+:func:`apply_with_state` / :func:`vjp_with_state` call either kind the
+stateful way (a stateless layer's state is ``()``), which is how the
+combinators and the training functions thread state.
 
 Every built-in component is made by :func:`from_forward_backward` from one
 private ``forward`` (which also returns what the backward pass needs) and one
@@ -29,7 +45,7 @@ private ``forward`` (which also returns what the backward pass needs) and one
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import numpy as np
 
@@ -37,8 +53,9 @@ from nnfunc import tree
 from nnfunc._validate import describe, fail, type_fail
 from nnfunc.typing import Array, Input, Key, PyTree, Shape, ShapeTree
 
-__all__ = ["Backward", "Forward", "Layer", "Pullback", "batch_array", "from_forward_backward",
-           "output_like", "vjp"]
+__all__ = ["NO_STATE", "Backward", "Forward", "Layer", "Pullback", "StatefulForward",
+           "apply_with_state", "batch_array", "from_forward_backward", "is_stateful",
+           "output_like", "stateful_from_forward_backward", "vjp", "vjp_with_state"]
 
 
 class InitFn(Protocol):
@@ -64,6 +81,20 @@ class VjpFn(Protocol):
                  train: bool = False) -> tuple[Any, Pullback]: ...
 
 
+class InitWithStateFn(Protocol):
+    def __call__(self, key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, Any, Any]: ...
+
+
+class StatefulApplyFn(Protocol):
+    def __call__(self, params: Any, x: Any, *, state: Any, key: Key | None = None,
+                 train: bool = False) -> tuple[Any, Any]: ...
+
+
+class StatefulVjpFn(Protocol):
+    def __call__(self, params: Any, x: Any, *, state: Any, key: Key | None = None,
+                 train: bool = False) -> tuple[Any, Any, Pullback]: ...
+
+
 Forward = Callable[[Any, Any, "Key | None", bool], tuple[Any, Any]]
 """``forward(params, x, key, train) -> (y, residuals)``."""
 
@@ -72,7 +103,13 @@ Backward = Callable[[Any, Any, Any, bool], tuple[Any, Any]]
 
 
 class Layer(NamedTuple):
-    """A layer: ``init``, ``apply`` and ``grad`` (plus optional ``vjp``, ``name``)."""
+    """A layer: ``init``, ``apply`` and ``grad`` (plus optional ``vjp``, ``name``).
+
+    With ``init_with_state`` set the layer is stateful, and ``apply``,
+    ``grad`` and ``vjp`` take ``state=`` (the stateful forms of the module
+    docstring; call them through :func:`apply_with_state` and
+    :func:`vjp_with_state` to have them typed as such).
+    """
 
     init: InitFn
     apply: ApplyFn
@@ -80,6 +117,17 @@ class Layer(NamedTuple):
     vjp: VjpFn | None = None
     name: str = "layer"
     children: tuple[Any, ...] = ()
+    init_with_state: InitWithStateFn | None = None
+
+
+def is_stateful(layer: Layer) -> bool:
+    """Whether ``layer`` keeps a model state (its ``init_with_state`` is set).
+
+    >>> from nnfunc.layers import dense
+    >>> is_stateful(dense(3))
+    False
+    """
+    return layer.init_with_state is not None
 
 
 def batch_array(component: str, x: Any, features: Shape | None = None,
@@ -163,8 +211,11 @@ def vjp(layer: Layer, params: PyTree, x: Input, *, key: Key | None = None,
     """``(y, pullback)`` for any layer, built-in or user-made.
 
     Uses ``layer.vjp`` when present; otherwise ``y = layer.apply(...)`` and
-    ``pullback(dy) = layer.grad(params, x, dy, ...)``.
+    ``pullback(dy) = layer.grad(params, x, dy, ...)``. A stateful layer
+    refuses this call (it needs its state): use :func:`vjp_with_state`.
     """
+    if layer.init_with_state is not None:
+        _require_state(layer.name, NO_STATE)
     if layer.vjp is not None:
         return layer.vjp(params, x, key=key, train=train)
     y = layer.apply(params, x, key=key, train=train)
@@ -173,3 +224,112 @@ def vjp(layer: Layer, params: PyTree, x: Input, *, key: Key | None = None,
         return layer.grad(params, x, dy, key=key, train=train)
 
     return y, pullback
+
+
+# -- model state --------------------------------------------------------------------------
+
+StatefulForward = Callable[[Any, Any, Any, "Key | None", bool], tuple[Any, Any, Any]]
+"""``forward(params, state, x, key, train) -> (y, new_state, residuals)``."""
+
+
+class _NoState:
+    """The default of ``state=`` on a stateful layer: it was not passed."""
+
+    def __repr__(self) -> str:
+        return "no state"
+
+
+NO_STATE: Any = _NoState()
+
+
+def _require_state(name: str, state: Any) -> Any:
+    if state is NO_STATE:
+        raise type_fail(name, "state", "is required: this layer is stateful (pass state=, "
+                        "from init_with_state, and take (y, new_state) back)", "no state")
+    return state
+
+
+def stateful_from_forward_backward(
+        name: str, init_with_state: InitWithStateFn, forward: StatefulForward,
+        backward: Backward, children: tuple[Layer, ...] = (),
+        infer: Callable[[Any, Any, Any, Key | None, bool], tuple[Any, Any]] | None = None,
+) -> Layer:
+    """Build a stateful :class:`Layer` whose ``apply``, ``grad`` and ``vjp`` share one forward.
+
+    Args:
+        name: the component's name, used in errors and the summary.
+        init_with_state: ``init_with_state(key, in_shape) -> (out_shape, params, state)``.
+        forward: ``forward(params, state, x, key, train) -> (y, new_state, residuals)``;
+            validates ``x`` and ``state``.
+        backward: as for :func:`from_forward_backward` (state gets no gradient).
+        children: sub-layers, for combinators.
+        infer: ``infer(params, state, x, key, train) -> (y, new_state)`` keeping no
+            residuals, for combinators.
+    """
+
+    def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, Any]:
+        out_shape, params, _ = init_with_state(key, in_shape)
+        return out_shape, params
+
+    def apply(params: Any, x: Any, *, state: Any = NO_STATE, key: Key | None = None,
+              train: bool = False) -> tuple[Any, Any]:
+        state = _require_state(name, state)
+        if infer is not None:
+            return infer(params, state, x, key, train)
+        y, new_state, _ = forward(params, state, x, key, train)
+        return y, new_state
+
+    def grad(params: Any, x: Any, dy: Any, *, state: Any = NO_STATE, key: Key | None = None,
+             train: bool = False) -> tuple[Any, Any]:
+        y, _, res = forward(params, _require_state(name, state), x, key, train)
+        output_like(name, dy, y)
+        return backward(params, res, dy, True)
+
+    def layer_vjp(params: Any, x: Any, *, state: Any = NO_STATE, key: Key | None = None,
+                  train: bool = False) -> tuple[Any, Any, Pullback]:
+        y, new_state, res = forward(params, _require_state(name, state), x, key, train)
+
+        def pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
+            return backward(params, res, dy, need_dx)
+
+        return y, new_state, pullback
+
+    # the stateful vjp sits in the field typed for the stateless one; vjp_with_state
+    # reads it back with its real type
+    return Layer(init, apply, grad, cast(VjpFn, layer_vjp), name, children, init_with_state)
+
+
+def apply_with_state(layer: Layer, params: PyTree, x: Any, state: PyTree, *,
+                     key: Key | None = None, train: bool = False) -> tuple[Any, Any]:
+    """``(y, new_state)`` for any layer; a stateless layer returns its ``state`` (``()``) as is.
+
+    >>> import numpy as np
+    >>> from nnfunc.layers import dense
+    >>> from nnfunc import random
+    >>> _, params = dense(2).init(random.key(0), (3,))
+    >>> y, state = apply_with_state(dense(2), params, np.ones((1, 3), np.float32), ())
+    >>> y.shape, state
+    ((1, 2), ())
+    """
+    if layer.init_with_state is None:
+        return layer.apply(params, x, key=key, train=train), state
+    stateful = cast(StatefulApplyFn, layer.apply)
+    return stateful(params, x, state=state, key=key, train=train)
+
+
+def vjp_with_state(layer: Layer, params: PyTree, x: Any, state: PyTree, *,
+                   key: Key | None = None, train: bool = False) -> tuple[Any, Any, Pullback]:
+    """``(y, new_state, pullback)`` for any layer (a stateless one keeps ``state`` as is)."""
+    if layer.init_with_state is None:
+        y, pullback = vjp(layer, params, x, key=key, train=train)
+        return y, state, pullback
+    if layer.vjp is None:
+        stateful = cast(StatefulApplyFn, layer.apply)
+        y, new_state = stateful(params, x, state=state, key=key, train=train)
+        grad = cast(Callable[..., tuple[Any, Any]], layer.grad)
+
+        def pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
+            return grad(params, x, dy, state=state, key=key, train=train)
+
+        return y, new_state, pullback
+    return cast(StatefulVjpFn, layer.vjp)(params, x, state=state, key=key, train=train)

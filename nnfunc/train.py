@@ -8,6 +8,16 @@
   callbacks and a progress display; :func:`evaluate` and :func:`predict` run
   a model over data in batches.
 
+A stateful model (one with batch norm; see :func:`nnfunc.is_stateful`) has
+its model state threaded through all of them, decided once when each is
+built from the model: ``value_and_grad`` gives ``f(params, model_state, x, y)
+-> (loss, grads, new_model_state)``, ``train_step`` gives ``step(params,
+opt_state, model_state, x, y) -> (params, opt_state, model_state, loss)``,
+and ``fit``, ``evaluate`` and ``predict`` take ``model_state=`` (required for
+such a model, refused for a stateless one). Training steps run in training
+mode and return the updated state; evaluation and prediction run in
+inference mode with the state given.
+
 All randomness comes from the ``key`` given to ``fit``: epoch ``e`` shuffles
 with a key folded from ``(key, e)`` and step ``i`` of it draws dropout masks
 from a key folded from that, so the same key gives a bit-identical run, and a
@@ -27,7 +37,7 @@ import numpy as np
 from nnfunc import random, tree
 from nnfunc._validate import describe, fail, positive_int, type_fail
 from nnfunc.callbacks import Callback, Decision, EpochInfo, as_callback
-from nnfunc.layer import Layer, vjp
+from nnfunc.layer import Layer, apply_with_state, is_stateful, vjp, vjp_with_state
 from nnfunc.losses import Loss
 from nnfunc.optim.base import update_fn
 from nnfunc.progress import Progress
@@ -36,7 +46,7 @@ from nnfunc.typing import Array, Input, Key, PyTree
 __all__ = ["FitResult", "evaluate", "fit", "loss_value_and_grad", "predict", "train_step",
            "value_and_grad"]
 
-ValueAndGrad = Callable[..., tuple[Any, Any]]
+ValueAndGrad = Callable[..., tuple[Any, ...]]
 Metric = Callable[[Any, Any], float]
 
 
@@ -89,6 +99,12 @@ def value_and_grad(model: Layer, loss: Loss, *, train: bool = True) -> ValueAndG
     twice for built-in layers), and the input layer computes no ``dx``.
     ``sample_weight`` (shape ``(n,)``) weights each sample's loss.
 
+    For a stateful model the function is ``f(params, model_state, x, y, *,
+    key=None, sample_weight=None) -> (value, grads, new_model_state)``: the
+    forward pass runs with ``state=model_state`` and the state it returns
+    (with ``train=True``, batch norm's updated running statistics) comes
+    back as the third value; the gradient is taken at fixed state.
+
     Args:
         model: the network, e.g. ``serial(dense(128), relu, dense(10))``.
         loss: e.g. :data:`nnfunc.losses.softmax_cross_entropy`.
@@ -112,6 +128,15 @@ def value_and_grad(model: Layer, loss: Loss, *, train: bool = True) -> ValueAndG
     (dtype('float32'), (4, 16))
     """
     _check_model_and_loss("value_and_grad", model, loss)
+    if is_stateful(model):
+        def f_state(params: PyTree, model_state: PyTree, x: Input, y: Any, *,
+                    key: Key | None = None,
+                    sample_weight: Any = None) -> tuple[Any, Any, Any]:
+            value, grads, _, new_state = _stateful_forward_backward(
+                model, loss, train, params, model_state, x, y, key, sample_weight)
+            return value, grads, new_state
+
+        return f_state
 
     def f(params: PyTree, x: Input, y: Any, *, key: Key | None = None,
           sample_weight: Any = None) -> tuple[Any, Any]:
@@ -141,7 +166,17 @@ def _forward_backward(model: Layer, loss: Loss, train: bool, params: PyTree, x: 
     return value, grads, y_pred
 
 
-Step = Callable[..., tuple[Any, Any, Any]]
+def _stateful_forward_backward(model: Layer, loss: Loss, train: bool, params: PyTree,
+                               state: PyTree, x: Input, y: Any, key: Key | None,
+                               sample_weight: Any) -> tuple[Any, Any, Any, Any]:
+    """``(value, grads, y_pred, new_state)`` of a stateful model: one forward, one backward."""
+    y_pred, new_state, pullback = vjp_with_state(model, params, x, state, key=key, train=train)
+    value, dy = loss_value_and_grad(loss, y_pred, y, sample_weight)
+    grads, _ = pullback(dy, False)
+    return value, grads, y_pred, new_state
+
+
+Step = Callable[..., tuple[Any, ...]]
 
 
 def _check_optimizer(component: str, optimizer: Any) -> None:
@@ -166,6 +201,11 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, donate: bool = False
     that replaces both with the step's results and keeps no other reference
     to them, as ``fit`` does; the results are the same as without it.
 
+    For a stateful model the step is ``step(params, opt_state, model_state,
+    x, y, *, key=None, sample_weight=None) -> (params, opt_state,
+    model_state, loss_value)``, the new model state from the training-mode
+    forward pass (never donated: it is a fresh tree each step).
+
     >>> import numpy as np
     >>> from nnfunc import random, optim
     >>> from nnfunc.layers import dense
@@ -182,6 +222,16 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, donate: bool = False
     _check_model_and_loss("train_step", model, loss)
     _check_optimizer("train_step", optimizer)
     update = update_fn(optimizer, donate)
+    if is_stateful(model):
+        def stateful_step(params: PyTree, opt_state: PyTree, model_state: PyTree, x: Input,
+                          y: Any, *, key: Key | None = None,
+                          sample_weight: Any = None) -> tuple[Any, Any, Any, Any]:
+            value, grads, _, model_state = _stateful_forward_backward(
+                model, loss, True, params, model_state, x, y, key, sample_weight)
+            opt_state, params = update(opt_state, grads)
+            return params, opt_state, model_state, value
+
+        return stateful_step
 
     def step(params: PyTree, opt_state: PyTree, x: Input, y: Any, *, key: Key | None = None,
              sample_weight: Any = None) -> tuple[Any, Any, Any]:
@@ -210,15 +260,36 @@ def _take(x: Any, idx: Any) -> Any:
     return tree.map(lambda a: a[idx], x)
 
 
-def predict(model: Layer, params: PyTree, x: Input, *, batch_size: int = 256) -> Any:
+def _model_state(component: str, model: Layer, model_state: Any) -> Any:
+    """The state to thread: ``model_state`` for a stateful model (required), ``()`` else."""
+    if is_stateful(model):
+        if model_state is None:
+            raise type_fail(component, "model_state", f"is required for the stateful model "
+                            f"{model.name} (from model.init_with_state, or a FitResult)",
+                            "None")
+        return model_state
+    if model_state is not None:
+        raise type_fail(component, "model_state", f"must be None for the stateless model "
+                        f"{model.name}", describe(model_state))
+    return ()
+
+
+def _infer(model: Layer, params: PyTree, x: Input, state: Any) -> Any:
+    return apply_with_state(model, params, x, state, train=False)[0]
+
+
+def predict(model: Layer, params: PyTree, x: Input, *, batch_size: int = 256,
+            model_state: Any = None) -> Any:
     """``model.apply(params, x)`` in inference mode, ``batch_size`` rows at a time.
 
     Returns the outputs concatenated along the batch axis (a tuple of arrays
-    for a multi-output model).
+    for a multi-output model). A stateful model needs its ``model_state``
+    (inference reads it and leaves it as it is).
     """
     n = _num_samples("predict", "x", x)
     bs = positive_int(batch_size, "predict", "batch_size")
-    outs = [model.apply(params, _take(x, slice(i, i + bs)), train=False)
+    state = _model_state("predict", model, model_state)
+    outs = [_infer(model, params, _take(x, slice(i, i + bs)), state)
             for i in range(0, n, bs)]
     if not outs:
         raise fail("predict", "x", "must hold at least one sample", "0 samples")
@@ -230,15 +301,18 @@ def _metric_name(metric: Metric) -> str:
 
 
 def evaluate(model: Layer, loss: Loss, params: PyTree, x: Input, y: Any, *,
-             batch_size: int = 256, metrics: Sequence[Metric] = ()) -> dict[str, float]:
+             batch_size: int = 256, metrics: Sequence[Metric] = (),
+             model_state: Any = None) -> dict[str, float]:
     """The loss (and each metric) of ``model`` over all of ``(x, y)``, in inference mode.
 
     The loss is the mean over all samples (exactly what one batch of all the
     data would give); metrics are computed on the concatenated predictions.
-    Returns ``{"loss": ..., "<metric name>": ...}``.
+    Returns ``{"loss": ..., "<metric name>": ...}``. A stateful model needs
+    its ``model_state``.
     """
     _check_model_and_loss("evaluate", model, loss)
-    y_pred = predict(model, params, x, batch_size=batch_size)
+    _model_state("evaluate", model, model_state)
+    y_pred = predict(model, params, x, batch_size=batch_size, model_state=model_state)
     results = {"loss": float(loss.apply(y_pred, y))}
     for m in metrics:
         results[_metric_name(m)] = float(m(y_pred, y))
@@ -253,14 +327,17 @@ class FitResult(NamedTuple):
     ``params`` are the final (or restored best) params, ``opt_state`` the
     optimizer state after the last step (save it with ``params`` to resume),
     ``history`` maps ``"loss"``, each metric, ``"val_loss"``, ``"val_<metric>"``
-    and ``"time"`` (seconds) to one value per epoch, and ``epoch`` counts the
-    epochs completed (pass it back as ``initial_epoch`` to resume).
+    and ``"time"`` (seconds) to one value per epoch, ``epoch`` counts the
+    epochs completed (pass it back as ``initial_epoch`` to resume), and
+    ``model_state`` is a stateful model's state to go with ``params``
+    (``None`` for a stateless model).
     """
 
     params: Any
     opt_state: Any
     history: dict[str, list[float]]
     epoch: int
+    model_state: Any = None
 
 
 def _float_dtype(params: PyTree) -> Any:
@@ -290,13 +367,13 @@ def _class_sample_weights(class_weight: Any, y: Any, n: int) -> Array:
 
 
 def _check_fit_data(model: Layer, loss: Loss, params: PyTree, x: Any, y: Any,
-                    arg: str) -> int:
+                    arg: str, state: Any = ()) -> int:
     n = _num_samples("fit", arg, x)
     y_arr = np.asarray(y)
     if y_arr.ndim == 0 or y_arr.shape[0] != n:
         raise fail("fit", f"{arg} and its labels", "must have the same number of samples",
                    f"{n} inputs and {y_arr.shape[0] if y_arr.ndim else 'scalar'} labels")
-    out = model.apply(params, _take(x, slice(0, 1)), train=False)
+    out = _infer(model, params, _take(x, slice(0, 1)), state)
     if isinstance(out, np.ndarray):
         probe = np.full((n, *out.shape[1:]), 0.5, out.dtype)
         try:
@@ -312,7 +389,8 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
         validation: tuple[Any, Any] | None = None, metrics: Sequence[Metric] = (),
         callbacks: Sequence[Callback | Callable[[EpochInfo], Any]] = (),
         progress: bool = True, sample_weight: Any = None, class_weight: Any = None,
-        opt_state: Any = None, initial_epoch: int = 0, shuffle: bool = True) -> FitResult:
+        opt_state: Any = None, initial_epoch: int = 0, shuffle: bool = True,
+        model_state: Any = None) -> FitResult:
     """Train ``model`` on ``data = (x, y)`` with mini-batch gradient steps.
 
     Each epoch shuffles the samples (from ``key``), takes steps of
@@ -342,9 +420,13 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
         opt_state, initial_epoch: resume from a saved optimizer state at the
             epoch it was saved after.
         shuffle: shuffle the samples each epoch.
+        model_state: a stateful model's state (required for one: from
+            ``model.init_with_state``, or saved with the params to resume);
+            each step updates it, validation reads it.
 
     Returns:
-        A :class:`FitResult` ``(params, opt_state, history, epoch)``.
+        A :class:`FitResult` ``(params, opt_state, history, epoch,
+        model_state)``.
 
     Raises:
         ValueError: inputs and labels of different lengths, ``batch_size``
@@ -359,18 +441,21 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
         raise fail("fit", "epochs", "must be an int >= 0", epochs)
     if not isinstance(data, tuple) or len(data) != 2:
         raise type_fail("fit", "data", "must be a pair (x, y)", describe(data))
+    stateful = is_stateful(model)
+    model_state = _model_state("fit", model, model_state)
     dtype = _float_dtype(params)
     # inputs of any numeric kind become the params' dtype; only float targets
     # are cast (integer class labels stay integers)
     x, y = _cast_inputs(data[0], dtype), _cast_inputs(np.asarray(data[1]), dtype, "f")
-    n = _check_fit_data(model, loss, params, x, y, "x")
+    n = _check_fit_data(model, loss, params, x, y, "x", model_state)
     if validation is not None:
         if not isinstance(validation, tuple) or len(validation) != 2:
             raise type_fail("fit", "validation", "must be a pair (x_val, y_val)",
                             describe(validation))
         validation = (_cast_inputs(validation[0], dtype),
                       _cast_inputs(np.asarray(validation[1]), dtype, "f"))
-        _check_fit_data(model, loss, params, validation[0], validation[1], "validation")
+        _check_fit_data(model, loss, params, validation[0], validation[1], "validation",
+                        model_state)
     weights = None
     if sample_weight is not None:
         weights = _weights("fit", sample_weight, n, np.float64)
@@ -399,8 +484,13 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
             idx = order[i * bs:(i + 1) * bs]
             xb, yb = _take(x, idx), _take(y, idx)
             wb = None if weights is None else weights[idx]
-            value, grads, y_pred = _forward_backward(
-                model, loss, True, params, xb, yb, random.fold_in(k_steps, i), wb)
+            if stateful:
+                value, grads, y_pred, model_state = _stateful_forward_backward(
+                    model, loss, True, params, model_state, xb, yb,
+                    random.fold_in(k_steps, i), wb)
+            else:
+                value, grads, y_pred = _forward_backward(
+                    model, loss, True, params, xb, yb, random.fold_in(k_steps, i), wb)
             state, params = (update_own if i else optimizer.update)(state, grads)
             total += float(value) * len(idx)
             for name, m in zip(names, metrics):
@@ -409,33 +499,37 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
         logs = {"loss": total / n, **{k: v / n for k, v in sums.items()}}
         if validation is not None:
             val = evaluate(model, loss, params, validation[0], validation[1],
-                           batch_size=max(bs, 256), metrics=metrics)
+                           batch_size=max(bs, 256), metrics=metrics,
+                           model_state=model_state if stateful else None)
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs["time"] = time.perf_counter() - start
         for k, v in logs.items():
             history.setdefault(k, []).append(v)
         epoch += 1
         display.epoch_end(epoch - 1, logs)
-        info = EpochInfo(epoch, logs, history, params, state)
+        info = EpochInfo(epoch, logs, history, params, state,
+                         model_state if stateful else None)
         stop = False
         for j, cb in enumerate(cbs):
             cb_states[j], decision = cb.on_epoch_end(cb_states[j], info)
-            params, state, stop = _apply(decision, params, state, stop)
-            info = info._replace(params=params, opt_state=state)
+            info, stop = _apply(decision, info, stop)
+        params, state = info.params, info.opt_state
+        model_state = info.model_state if stateful else ()
         if stop:
             break
-    info = EpochInfo(epoch, {}, history, params, state)
+    info = EpochInfo(epoch, {}, history, params, state, model_state if stateful else None)
     for j, cb in enumerate(cbs):
-        params, state, _ = _apply(cb.on_train_end(cb_states[j], info), params, state, False)
-        info = info._replace(params=params, opt_state=state)
+        info, _ = _apply(cb.on_train_end(cb_states[j], info), info, False)
     display.close()
-    return FitResult(params, state, history, epoch)
+    return FitResult(info.params, info.opt_state, history, epoch, info.model_state)
 
 
-def _apply(decision: Decision | None, params: Any, state: Any,
-           stop: bool) -> tuple[Any, Any, bool]:
+def _apply(decision: Decision | None, info: EpochInfo, stop: bool) -> tuple[EpochInfo, bool]:
+    """``info`` with what ``decision`` replaces (params, optimizer or model state)."""
     if decision is None:
-        return params, state, stop
-    return (params if decision.params is None else decision.params,
-            state if decision.opt_state is None else decision.opt_state,
-            stop or decision.stop)
+        return info, stop
+    return info._replace(
+        params=info.params if decision.params is None else decision.params,
+        opt_state=info.opt_state if decision.opt_state is None else decision.opt_state,
+        model_state=info.model_state if decision.model_state is None
+        else decision.model_state), stop or decision.stop

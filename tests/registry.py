@@ -28,6 +28,7 @@ from nnfunc.layer import Layer
 from nnfunc.layers import (
     avg_pool1d,
     avg_pool2d,
+    batch_norm,
     conv1d,
     conv2d,
     dense,
@@ -143,6 +144,30 @@ LAYERS += [
     Entry("layer_norm_plain", layer_norm(eps=_EPS, use_scale=False, use_bias=False)),
     Entry("norm_residual_block", serial(residual(serial(layer_norm(eps=_EPS), dense(4), act.tanh)),
                                       layer_norm(eps=_EPS)), (4,)),
+]
+
+# batch norm, stateful, in both modes (a training step has moved the drawn state); alone and
+# inside every combinator
+LAYERS += [
+    Entry("batch_norm_train", batch_norm(eps=_EPS), nst.feature_shapes(1, 1, 1, 5),
+          train=True),
+    Entry("batch_norm_eval", batch_norm(eps=_EPS), nst.feature_shapes(1, 1, 1, 5)),
+    Entry("batch_norm_train_nd", batch_norm(eps=_EPS), nst.feature_shapes(2, 4, 1, 3),
+          train=True),
+    Entry("batch_norm_eval_nd", batch_norm(eps=_EPS), nst.feature_shapes(2, 4, 1, 3)),
+    Entry("batch_norm_plain_train", batch_norm(eps=_EPS, use_scale=False, use_bias=False,
+                                               momentum=0.5), train=True),
+    Entry("batch_norm_no_bias_eval", batch_norm(eps=_EPS, use_bias=False)),
+    Entry("serial_bn_train", serial(dense(4), batch_norm(eps=_EPS), act.tanh, dense(2)),
+          train=True),
+    Entry("serial_bn_eval", serial(dense(4), batch_norm(eps=_EPS), act.tanh, dense(2))),
+    Entry("nested_bn_dropout", serial(serial(dense(3), batch_norm(eps=_EPS)), act.tanh,
+                                      dropout(0.3), residual(batch_norm(eps=_EPS))),
+          train=True, random=True),
+    Entry("parallel_bn", parallel(batch_norm(eps=_EPS), act.tanh), st.tuples(_vec(), _vec()),
+          train=True),
+    Entry("branches_bn", serial(fanout(2), parallel(batch_norm(eps=_EPS), dense(3)),
+                                fanin_sum), (3,), train=True),
 ]
 
 # embeddings: ids of rank 0 to 2 per sample, small vocabularies so that ids repeat

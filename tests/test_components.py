@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nnfunc import random, tree
-from nnfunc.layer import vjp
+from nnfunc.layer import apply_with_state, is_stateful, vjp_with_state
 from nnfunc.testing import check_grad
 from nnfunc.testing.strategies import LayerCase, layer_inputs
 
@@ -24,6 +24,23 @@ def _case(entry: Entry, dtype: Any = np.float64) -> st.SearchStrategy[LayerCase]
                          kinks=entry.kinks, train=entry.train, ids=entry.ids)
     x_map = entry.x_map
     return cases if x_map is None else cases.map(lambda c: c._replace(x=x_map(c.x)))
+
+
+def _state(entry: Entry, case: LayerCase) -> Any:
+    """The case's model state, ``()`` for a stateless layer (as apply_with_state takes)."""
+    return case.state if is_stateful(entry.layer) else ()
+
+
+def _apply(entry: Entry, case: LayerCase) -> tuple[Any, Any]:
+    """``(y, new_state)`` for either kind of layer."""
+    return apply_with_state(entry.layer, case.params, case.x, _state(entry, case),
+                            key=case.key, train=case.train)
+
+
+def _grad(entry: Entry, case: LayerCase) -> tuple[Any, Any]:
+    extra = {"state": case.state} if is_stateful(entry.layer) else {}
+    return entry.layer.grad(case.params, case.x, case.dy, key=case.key, train=case.train,
+                            **extra)
 
 
 def _shape_tree(x: Any) -> Any:
@@ -48,8 +65,9 @@ def _assert_tree_equal(a: Any, b: Any) -> None:
 @given(data=st.data())
 def test_grad_matches_finite_differences(entry: Entry, data: st.DataObject) -> None:
     case = data.draw(_case(entry))
+    extra = {"state": case.state} if is_stateful(entry.layer) else {}
     report = check_grad(entry.layer, case.params, case.x, dy=case.dy, key=case.key,
-                        train=case.train)
+                        train=case.train, **extra)
     assert report.max_error <= 1e-6
     assert report.transpose_error <= 1e-6
 
@@ -59,14 +77,15 @@ def test_grad_matches_finite_differences(entry: Entry, data: st.DataObject) -> N
 @given(data=st.data())
 def test_shapes_and_dtype_are_kept(entry: Entry, dtype: Any, data: st.DataObject) -> None:
     case = data.draw(_case(entry, dtype))
-    layer = entry.layer
-    y = layer.apply(case.params, case.x, key=case.key, train=case.train)
+    y, new_state = _apply(entry, case)
     batch = tree.leaves(case.x)[0].shape[0]
     assert _shape_tree(y) == _batched(case.out_shape, batch)
-    dparams, dx = layer.grad(case.params, case.x, case.dy, key=case.key, train=case.train)
-    for leaf in [*tree.leaves(y), *tree.leaves(dparams), *tree.leaves(dx)]:
+    dparams, dx = _grad(entry, case)
+    for leaf in [*tree.leaves(y), *tree.leaves(dparams), *tree.leaves(dx),
+                 *tree.leaves(new_state)]:
         assert leaf.dtype == dtype
     tree.assert_same_structure(case.params, dparams, shapes=True)
+    tree.assert_same_structure(_state(entry, case), new_state, shapes=True)
     if entry.ids is None:
         assert _shape_tree(dx) == _shape_tree(case.x)
     else:  # integer ids get no gradient
@@ -77,43 +96,51 @@ def test_shapes_and_dtype_are_kept(entry: Entry, dtype: Any, data: st.DataObject
 @given(data=st.data())
 def test_inputs_are_not_mutated(entry: Entry, data: st.DataObject) -> None:
     case = data.draw(_case(entry))
-    before = _copy((case.params, case.x, case.dy, case.key))
-    entry.layer.apply(case.params, case.x, key=case.key, train=case.train)
-    entry.layer.grad(case.params, case.x, case.dy, key=case.key, train=case.train)
-    _, pullback = vjp(entry.layer, case.params, case.x, key=case.key, train=case.train)
+    before = _copy((case.params, case.x, case.dy, case.key, case.state))
+    _apply(entry, case)
+    _grad(entry, case)
+    _, _, pullback = vjp_with_state(entry.layer, case.params, case.x, _state(entry, case),
+                                    key=case.key, train=case.train)
     pullback(case.dy)
-    _assert_tree_equal(before, (case.params, case.x, case.dy, case.key))
+    _assert_tree_equal(before, (case.params, case.x, case.dy, case.key, case.state))
 
 
 @pytest.mark.parametrize("entry", LAYERS, ids=ids)
 @given(data=st.data())
 def test_vjp_agrees_with_apply_and_grad(entry: Entry, data: st.DataObject) -> None:
     case = data.draw(_case(entry))
-    y, pullback = vjp(entry.layer, case.params, case.x, key=case.key, train=case.train)
-    _assert_tree_equal(y, entry.layer.apply(case.params, case.x, key=case.key, train=case.train))
-    _assert_tree_equal(pullback(case.dy),
-                       entry.layer.grad(case.params, case.x, case.dy, key=case.key,
-                                        train=case.train))
+    y, new_state, pullback = vjp_with_state(entry.layer, case.params, case.x,
+                                            _state(entry, case), key=case.key,
+                                            train=case.train)
+    _assert_tree_equal((y, new_state), _apply(entry, case))
+    _assert_tree_equal(pullback(case.dy), _grad(entry, case))
 
 
 @pytest.mark.parametrize("entry", LAYERS, ids=ids)
 @given(data=st.data())
 def test_deterministic_by_key(entry: Entry, data: st.DataObject) -> None:
     case = data.draw(_case(entry))
-    a = entry.layer.apply(case.params, case.x, key=case.key, train=case.train)
-    b = entry.layer.apply(case.params, case.x, key=case.key, train=case.train)
-    _assert_tree_equal(a, b)
+    _assert_tree_equal(_apply(entry, case), _apply(entry, case))
     seed = data.draw(st.integers(0, 2**32 - 1))
     _, p1 = entry.layer.init(random.key(seed), case.in_shape)
     _, p2 = entry.layer.init(random.key(seed), case.in_shape)
     _assert_tree_equal(p1, p2)
+    if entry.layer.init_with_state is not None:  # the same params as init, and a state
+        _, p3, s3 = entry.layer.init_with_state(random.key(seed), case.in_shape)
+        _, _, s4 = entry.layer.init_with_state(random.key(seed), case.in_shape)
+        _assert_tree_equal(p1, p3)
+        _assert_tree_equal(s3, s4)
 
 
 @pytest.mark.parametrize("entry", [e for e in LAYERS if e.random], ids=lambda e: e.id)
 def test_different_keys_give_different_masks(entry: Entry) -> None:
-    x = np.ones((64, 6), np.float32)
-    _, params = entry.layer.init(random.key(0), (6,))
+    x = random.normal(random.key(2), (64, 6), np.float32)
+    state: Any = ()
+    if entry.layer.init_with_state is not None:
+        _, params, state = entry.layer.init_with_state(random.key(0), (6,))
+    else:
+        _, params = entry.layer.init(random.key(0), (6,))
     k1, k2 = random.split(random.key(1))
-    a = entry.layer.apply(params, x, key=k1, train=True)
-    b = entry.layer.apply(params, x, key=k2, train=True)
+    a, _ = apply_with_state(entry.layer, params, x, state, key=k1, train=True)
+    b, _ = apply_with_state(entry.layer, params, x, state, key=k2, train=True)
     assert not np.array_equal(a, b)

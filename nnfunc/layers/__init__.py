@@ -10,7 +10,7 @@ module             layers
                    :func:`avg_pool2d`, :data:`global_avg_pool`, :data:`global_max_pool`
 ``dropout``        :func:`dropout`
 ``reshape``        :func:`flatten`, :func:`reshape`
-``normalization``  :func:`layer_norm`
+``normalization``  :func:`layer_norm`, :func:`batch_norm`
 ``embedding``      :func:`embedding`
 ``recurrent``      :func:`scan`, :func:`simple_rnn`, :func:`lstm`, :func:`gru`, and their cells
 =================  ==========================================
@@ -32,7 +32,7 @@ from nnfunc.layers.conv import ConvParams, conv1d, conv2d
 from nnfunc.layers.dense import DenseParams, dense
 from nnfunc.layers.dropout import dropout
 from nnfunc.layers.embedding import EmbeddingParams, embedding
-from nnfunc.layers.normalization import NormParams, layer_norm
+from nnfunc.layers.normalization import BatchNormState, NormParams, batch_norm, layer_norm
 from nnfunc.layers.pooling import (
     avg_pool1d,
     avg_pool2d,
@@ -63,3 +63,4 @@ __all__ += ["AttentionParams", "PositionEmbeddingParams", "multi_head_attention"
             "position_embedding"]
 __all__ += ["ConvParams", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "global_avg_pool",
             "global_max_pool", "max_pool1d", "max_pool2d"]
+__all__ += ["BatchNormState", "batch_norm"]

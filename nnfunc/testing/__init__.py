@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nnfunc import random, tree
-from nnfunc.layer import Layer
+from nnfunc.layer import NO_STATE, Layer, apply_with_state, is_stateful
 from nnfunc.losses import Loss
 from nnfunc.typing import Array, Key, PyTree
 
@@ -245,7 +245,8 @@ def _float_part(x: PyTree) -> Any:
 
 
 def check_grad(layer: Layer, params: PyTree, x: Any, *, dy: Any = None,
-               key: Key | None = None, train: bool = False, dtype: Any = np.float64,
+               state: Any = NO_STATE, key: Key | None = None, train: bool = False,
+               dtype: Any = np.float64,
                seed: int = 0, step: float | None = None, rtol: float | None = None,
                atol: float | None = None, max_entries: int | None = 256) -> GradCheckReport:
     """Check ``layer.grad`` against finite differences of ``layer.apply``.
@@ -263,6 +264,9 @@ def check_grad(layer: Layer, params: PyTree, x: Any, *, dy: Any = None,
         layer: any layer (built-in or your own ``Layer(init, apply, grad)``).
         params, x: where to check; float leaves are cast to ``dtype`` first.
         dy: the cotangent (default: standard normal, drawn from ``seed``).
+        state: a stateful layer's model state (required for one, e.g. from
+            ``init_with_state``); the gradient is taken at this fixed state,
+            in the mode ``train`` selects (batch statistics or the state's).
         key, train: passed to ``apply`` and ``grad`` (e.g. a dropout mask).
         dtype: ``float64`` (default, tight tolerances) or ``float32``.
         seed: seeds ``dy``, the probe subset and the transpose direction.
@@ -282,23 +286,33 @@ def check_grad(layer: Layer, params: PyTree, x: Any, *, dy: Any = None,
     p = tree.astype(params, dtype)
     xs = tree.astype(x, dtype)
     k_dy, k_probe, k_dir = random.split(random.key(seed), 3)
-    y = layer.apply(p, xs, key=key, train=train)
+    stateful = is_stateful(layer)
+    if not stateful and state is not NO_STATE:
+        raise TypeError(f"check_grad: state is only for a stateful layer; {name} is stateless")
+    st = tree.astype(state, dtype) if stateful and state is not NO_STATE else state
+    extra = {"state": st} if stateful else {}
+
+    def run(q: PyTree, z: PyTree) -> Any:
+        if stateful:
+            return apply_with_state(layer, q, z, st, key=key, train=train)[0]
+        return layer.apply(q, z, key=key, train=train)
+
+    y = run(p, xs)
     if dy is None:
         dy = tree.unflatten(tree.structure(y), _direction(y, k_dy))
     dy = tree.astype(dy, dtype)
-    dparams, dx = layer.grad(p, xs, dy, key=key, train=train)
+    dparams, dx = layer.grad(p, xs, dy, key=key, train=train, **extra)
     _check_like(name, "dparams", dparams, p, "params")
-    # dx has None where x holds integers (an embedding's ids get no gradient)
-    _check_like(name, "dx", dx, _float_part(xs), "x")
+    _check_like(name, "dx", dx, _float_part(xs), "x")  # None for integer leaves
 
     def f_params(q: PyTree) -> float:
-        return _vdot_float(dy, layer.apply(q, xs, key=key, train=train))
+        return _vdot_float(dy, run(q, xs))
 
     def f_x(z: PyTree) -> float:
-        return _vdot_float(dy, layer.apply(p, z, key=key, train=train))
+        return _vdot_float(dy, run(p, z))
 
     def f_both(both: Any) -> float:
-        return _vdot_float(dy, layer.apply(both[0], both[1], key=key, train=train))
+        return _vdot_float(dy, run(both[0], both[1]))
 
     k_p, k_x = random.split(k_probe)
     n_params = numerical_grad(f_params, p, step=tol.step, max_entries=max_entries, key=k_p)

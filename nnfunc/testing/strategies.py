@@ -26,7 +26,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from nnfunc import random, tree
-from nnfunc.layer import Layer
+from nnfunc.layer import Layer, apply_with_state, is_stateful
 from nnfunc.typing import Array, Key, ShapeTree
 
 __all__ = ["LayerCase", "arrays", "feature_shapes", "int_labels", "keys", "layer_inputs",
@@ -78,6 +78,7 @@ class LayerCase(NamedTuple):
     train: bool
     in_shape: ShapeTree
     out_shape: ShapeTree
+    state: Any = None  # a stateful layer's model state (None for a stateless one)
 
 
 def _is_shape(s: Any) -> bool:
@@ -102,6 +103,10 @@ def layer_inputs(draw: st.DrawFn, layer: Layer,
                  train: bool = False, ids: int | None = None) -> LayerCase:
     """Draw an input shape, params from ``layer.init``, an input batch and a cotangent.
 
+    For a stateful layer the params come from ``init_with_state`` and the
+    case's ``state`` is the initial state after one training step on another
+    drawn batch (so that inference does not see the trivial initial state).
+
     Args:
         layer: the layer under test.
         in_shapes: a fixed per-sample shape, or a strategy of them
@@ -121,12 +126,25 @@ def layer_inputs(draw: st.DrawFn, layer: Layer,
     sc = scale if isinstance(scale, float) else draw(
         st.sampled_from([0.1, 1.0, 3.0]) if scale is None else scale)
     k_init, k_x, k_dy, k_call = random.split(draw(keys()), 4)
-    out_shape, params = layer.init(k_init, in_shape)
+    def inputs(k: Key) -> Any:
+        if ids is None:
+            return _batch_tree(k, n, in_shape, dtype, sc, kinks, margin)
+        return random.generator(k).integers(0, ids, size=(n, *in_shape)).astype(np.int64)
+
+    state = None
+    if is_stateful(layer):
+        assert layer.init_with_state is not None
+        out_shape, params, state = layer.init_with_state(k_init, in_shape)
+    else:
+        out_shape, params = layer.init(k_init, in_shape)
     params = tree.astype(params, dtype)
-    x = (_batch_tree(k_x, n, in_shape, dtype, sc, kinks, margin) if ids is None
-         else random.generator(k_x).integers(0, ids, size=(n, *in_shape)).astype(np.int64))
+    x = inputs(k_x)
     dy = _batch_tree(k_dy, n, out_shape, dtype, 1.0, (), 0.0)
-    return LayerCase(params, x, dy, k_call, train, in_shape, out_shape)
+    if state is not None:
+        # one training step on another batch moves the state off its initial value
+        _, state = apply_with_state(layer, params, inputs(random.fold_in(k_x, 1)),
+                                    tree.astype(state, dtype), key=k_call, train=True)
+    return LayerCase(params, x, dy, k_call, train, in_shape, out_shape, state)
 
 
 def pytrees(leaves: st.SearchStrategy[Any] | None = None,
