@@ -29,17 +29,21 @@ restored and every leaf's shape and dtype is checked against the template.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io as _io
 import json
+import math
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
 
 from nnfunc import tree
-from nnfunc._validate import describe
+from nnfunc._validate import describe, fail, type_fail
 from nnfunc.typing import PyTree
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
@@ -47,6 +51,8 @@ __all__ = ["FORMAT_VERSION", "load", "save"]
 FORMAT_VERSION = 1
 _META = "__nnfunc__"
 _SCALARS = (bool, int, float)
+_MAX_DEPTH = 200
+"""The deepest nesting of containers a checkpoint may hold (far beyond any model's)."""
 
 
 def _encode(node: Any, path: tree.Path, arrays: list[np.ndarray]) -> Any:
@@ -83,29 +89,66 @@ def _encode(node: Any, path: tree.Path, arrays: list[np.ndarray]) -> Any:
                     f"or a dict/list/tuple/NamedTuple; got {describe(node)}")
 
 
+def _path(component: str, path: Any) -> str:
+    """``path`` as a ``str``, or a clear ``TypeError``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise type_fail(component, "path", "must be a str or os.PathLike", describe(path))
+    target = os.fspath(path)
+    if not isinstance(target, str):
+        raise type_fail(component, "path", "must be a str path", describe(target))
+    return target
+
+
+def _depth_checked(node: Any, depth: int = 0) -> None:
+    """Raise unless ``node`` nests at most :data:`_MAX_DEPTH` containers deep."""
+    if depth > _MAX_DEPTH:
+        raise fail("io.save", "data", f"must nest at most {_MAX_DEPTH} containers deep",
+                   "a deeper tree")
+    if isinstance(node, dict):
+        for v in node.values():
+            _depth_checked(v, depth + 1)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            _depth_checked(v, depth + 1)
+
+
 def save(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` (any pytree of arrays and numbers) to ``path`` atomically.
 
+    A new file gets the permissions any newly created file gets (``0o666``
+    less the umask); a file that is replaced keeps its permissions.
+
     Raises:
         TypeError: a leaf that is not an array, a number or ``None`` (its path
-            is named), or a non-``str`` dict key.
-        OSError: if the directory cannot be written.
+            is named), a non-``str`` dict key, or a ``path`` that is not a path.
+        ValueError: a tree nested more than 200 containers deep.
+        OSError: if the file cannot be written (the message names ``path``).
     """
+    target = _path("io.save", path)
+    _depth_checked(data)
     arrays: list[np.ndarray] = []
     meta = {"format": "nnfunc-checkpoint", "version": FORMAT_VERSION,
             "tree": _encode(data, (), arrays)}
-    target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(prefix=".nnfunc-", suffix=".tmp", dir=directory)
+    try:
+        if os.path.isdir(target):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        fd, tmp = _create_temp(directory)
+    except OSError as err:
+        raise _save_error(err, target) from err
     try:
         with os.fdopen(fd, "wb") as f:
             _write(f, meta, arrays)
             f.flush()
             os.fsync(f.fileno())
+        with contextlib.suppress(OSError):  # a replaced file keeps its permissions
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise _save_error(err, target) from err
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable where possible
         dir_fd = os.open(directory, os.O_RDONLY)
@@ -113,6 +156,23 @@ def save(path: str | os.PathLike[str], data: Any) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _create_temp(directory: str) -> tuple[int, str]:
+    """A new file in ``directory`` opened for writing, created with mode ``0o666`` so
+    the umask applies (``tempfile.mkstemp`` would make it ``0o600``)."""
+    while True:
+        tmp = os.path.join(directory, f".nnfunc-{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _save_error(err: OSError, target: str) -> OSError:
+    """``err`` reworded to name the target, not the temporary file."""
+    reason = err.strerror or str(err)
+    return type(err)(err.errno, f"io.save: cannot write {target}: {reason}", target)
 
 
 def _write(f: Any, meta: dict[str, Any], arrays: list[np.ndarray]) -> None:
@@ -129,43 +189,123 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-class _Reader:
-    def __init__(self, path: str, files: Any) -> None:
-        self.path, self.files = path, files
+class _DamagedError(Exception):
+    """A checkpoint's structure record or arrays disagree (worded by :func:`load`)."""
 
-    def array(self, spec: dict[str, Any], where: str) -> np.ndarray:
-        name = f"leaf_{spec['i']}"
-        if name not in self.files.files:
-            raise ValueError(f"io.load: {self.path}: {where} refers to a missing array {name}")
-        arr: np.ndarray = self.files[name]
-        if arr.dtype.str != spec["dtype"] or list(arr.shape) != spec["shape"]:
-            raise ValueError(f"io.load: {self.path}: {where} is recorded as {spec['dtype']} "
-                             f"{tuple(spec['shape'])} but stored as {arr.dtype.str} "
-                             f"{arr.shape}")
-        return arr
+    def __init__(self, where: str, expected: str, got: object) -> None:
+        super().__init__(where, expected, got)
+        self.where, self.expected, self.got = where, expected, got
 
 
-def _decode(spec: Any, path: tree.Path, reader: _Reader) -> Any:
+def _read_member(archive: zipfile.ZipFile, name: str, dtype: np.dtype[Any] | None,
+                 shape: tuple[int, ...] | None, where: str) -> np.ndarray:
+    """The array stored as ``name``, its header checked against the record (and the
+    member's size) before anything is allocated."""
+    try:
+        info = archive.getinfo(name + ".npy")
+    except KeyError:
+        raise _DamagedError(where, "must refer to an array stored in the file",
+                       f"a missing array {name}") from None
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        got_shape, _fortran, got_dtype = read_header(f)
+        header = f.tell()
+        if got_dtype.hasobject or got_dtype.kind not in "biufc":
+            raise _DamagedError(where, "must be stored as a numeric or bool array (nnfunc never "
+                           "unpickles)", f"dtype {got_dtype}")
+        if (dtype is not None and got_dtype != dtype) or (shape is not None
+                                                          and got_shape != shape):
+            raise _DamagedError(where, f"must be stored as recorded, {dtype} {shape}",
+                           f"{got_dtype} {got_shape}")
+        nbytes = math.prod(got_shape) * got_dtype.itemsize
+        if info.file_size - header != nbytes:
+            raise _DamagedError(where, f"must hold {nbytes} bytes of data for {got_dtype} "
+                           f"{got_shape}", f"{info.file_size - header} bytes")
+        f.seek(0)
+        arr: np.ndarray = np.lib.format.read_array(f, allow_pickle=False)
+    return arr
+
+
+_KINDS = frozenset({"none", "array", "scalar", "bool", "int", "float", "dict", "list", "tuple",
+                    "namedtuple"})
+
+
+def _field(spec: dict[str, Any], key: str, kind: type, expected: str, where: str) -> Any:
+    """``spec[key]``, which must be of type ``kind`` (a ``bool`` is not an ``int`` here)."""
+    value = spec.get(key, _MISSING)
+    ok = (type(value) is bool) if kind is bool else (
+        isinstance(value, kind) and not isinstance(value, bool))
+    if not ok:
+        got = "nothing" if value is _MISSING else describe(value)
+        raise _DamagedError(f"{where}[{key!r}]", f"must be {expected}", got)
+    return value
+
+
+_MISSING = object()
+
+
+def _array_spec(spec: dict[str, Any], where: str) -> tuple[int, np.dtype[Any], tuple[int, ...]]:
+    index = _field(spec, "i", int, "an array index (int >= 0)", where)
+    if index < 0:
+        raise _DamagedError(f"{where}['i']", "must be an array index (int >= 0)", index)
+    code = _field(spec, "dtype", str, "a NumPy dtype string such as '<f4'", where)
+    try:
+        dtype = np.dtype(code)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.hasobject or dtype.kind not in "biufc":
+        raise _DamagedError(f"{where}['dtype']", "must be a numeric or bool NumPy dtype",
+                            repr(code))
+    dims = _field(spec, "shape", list, "a list of sizes (ints >= 0)", where)
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise _DamagedError(f"{where}['shape']", "must be a list of sizes (ints >= 0)", dims)
+    return index, dtype, tuple(dims)
+
+
+def _decode(spec: Any, path: tree.Path, archive: zipfile.ZipFile) -> Any:
     where = tree.keystr(path, "tree")
-    if not isinstance(spec, dict) or "t" not in spec:
-        raise ValueError(f"io.load: {reader.path}: malformed structure at {where}")
-    t = spec["t"]
+    if len(path) > _MAX_DEPTH:
+        raise _DamagedError(f"tree at depth {len(path)}",
+                            f"must nest at most {_MAX_DEPTH} containers deep",
+                            "a deeper structure")
+    if not isinstance(spec, dict):
+        raise _DamagedError(where, "must be a node record (a JSON object)", describe(spec))
+    t = spec.get("t")
+    if t not in _KINDS:
+        raise _DamagedError(f"{where}['t']", f"must be one of {sorted(_KINDS)}", repr(t))
     if t == "none":
         return None
-    if t == "array":
-        return reader.array(spec, where)
-    if t == "scalar":
-        return reader.array(spec, where)[()]
-    if t in ("bool", "int"):
-        return {"bool": bool, "int": int}[t](spec["v"])
+    if t in ("array", "scalar"):
+        index, dtype, shape = _array_spec(spec, where)
+        if t == "scalar" and shape != ():
+            raise _DamagedError(f"{where}['shape']", "must be [] for a scalar", list(shape))
+        arr = _read_member(archive, f"leaf_{index}", dtype, shape, where)
+        return arr if t == "array" else arr[()]
+    if t == "bool":
+        return _field(spec, "v", bool, "true or false", where)
+    if t == "int":
+        return _field(spec, "v", int, "an integer", where)
     if t == "float":
-        return float(spec["v"])
+        text = _field(spec, "v", str, "a float written as a string (repr)", where)
+        try:
+            return float(text)
+        except ValueError:
+            raise _DamagedError(f"{where}['v']", "must be a float written as a string (repr)",
+                           repr(text)) from None
     if t == "dict":
-        return {k: _decode(v, (*path, k), reader) for k, v in spec["c"].items()}
-    if t in ("list", "tuple", "namedtuple"):
-        kids = [_decode(v, (*path, i), reader) for i, v in enumerate(spec["c"])]
-        return kids if t == "list" else tuple(kids)
-    raise ValueError(f"io.load: {reader.path}: unknown node type {t!r} at {where}")
+        kids = _field(spec, "c", dict, "a JSON object of children", where)
+        return {k: _decode(v, (*path, k), archive) for k, v in kids.items()}
+    items = _field(spec, "c", list, "a JSON list of children", where)
+    if t == "namedtuple":
+        _field(spec, "name", str, "the NamedTuple's type name", where)
+        fields = _field(spec, "fields", list, "the list of field names", where)
+        if len(fields) != len(items) or not all(isinstance(f, str) for f in fields):
+            raise _DamagedError(f"{where}['fields']", f"must be {len(items)} field names, one per "
+                           "child", fields)
+    kids = [_decode(v, (*path, i), archive) for i, v in enumerate(items)]
+    return kids if t == "list" else tuple(kids)
 
 
 def _conform(got: Any, like: Any, path: tree.Path, source: str) -> Any:
@@ -209,6 +349,11 @@ def _conform(got: Any, like: Any, path: tree.Path, source: str) -> Any:
 def load(path: str | os.PathLike[str], like: PyTree = None) -> Any:
     """Read a pytree written by :func:`save`.
 
+    Every field of the file's structure record is checked (node kinds, scalar
+    types, array indices, dtypes and shapes, nesting depth), and each array's
+    header is checked against the record and the file's size before the array
+    is read, so a damaged or hostile file never allocates more than it holds.
+
     Args:
         path: the checkpoint file.
         like: optional template; restores ``NamedTuple`` types and checks
@@ -218,29 +363,50 @@ def load(path: str | os.PathLike[str], like: PyTree = None) -> Any:
         ValueError: not an nnfunc checkpoint, an unknown format version, a
             damaged file, or a mismatch with ``like`` (naming the path, e.g.
             ``tree[0].w``, and both shapes).
+        TypeError: ``path`` is not a path.
         FileNotFoundError: if ``path`` does not exist.
     """
-    source = os.fspath(path)
+    source = _path("io.load", path)
+    if os.path.isdir(source):
+        raise IsADirectoryError(errno.EISDIR, f"io.load: {source} is a directory, not a "
+                                "checkpoint file", source)
+    if not os.path.exists(source):
+        raise FileNotFoundError(errno.ENOENT, f"io.load: no such checkpoint {source}", source)
+    if not zipfile.is_zipfile(source):
+        raise fail("io.load", "path", "must be an nnfunc checkpoint (an .npz archive written "
+                   "by io.save)", f"{source}, which is not a zip archive")
     try:
-        files = np.load(source, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
-        if isinstance(err, FileNotFoundError):
+        with zipfile.ZipFile(source) as archive:
+            data = _load_tree(source, archive)
+    except _DamagedError as err:
+        raise fail("io.load", f"{source}: structure record {err.where}", err.expected,
+                   err.got) from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as err:
+        if isinstance(err, ValueError) and str(err).startswith("io.load"):
             raise
-        raise ValueError(f"io.load: {source} is not a readable checkpoint: {err}") from None
-    with files:
-        if not isinstance(files, np.lib.npyio.NpzFile) or _META not in files.files:
-            raise ValueError(f"io.load: {source} is not an nnfunc checkpoint (no {_META})")
-        try:
-            meta = json.loads(bytes(files[_META]).decode())
-        except (ValueError, UnicodeDecodeError, zipfile.BadZipFile) as err:
-            raise ValueError(f"io.load: {source} has a damaged structure record: {err}") \
-                from None
-        if meta.get("format") != "nnfunc-checkpoint" or meta.get("version") != FORMAT_VERSION:
-            raise ValueError(f"io.load: {source} has format {meta.get('format')!r} version "
-                             f"{meta.get('version')!r}; this nnfunc reads version "
-                             f"{FORMAT_VERSION}")
-        try:
-            data = _decode(meta["tree"], (), _Reader(source, files))
-        except (zipfile.BadZipFile, OSError, EOFError, KeyError) as err:
-            raise ValueError(f"io.load: {source} is damaged: {err!r}") from None
+        raise fail("io.load", "path", "must be an undamaged nnfunc checkpoint",
+                   f"{source}, which is damaged: {err}") from None
     return data if like is None else _conform(data, like, (), source)
+
+
+def _load_tree(source: str, archive: zipfile.ZipFile) -> Any:
+    if _META + ".npy" not in archive.namelist():
+        raise fail("io.load", "path", "must be an nnfunc checkpoint (written by io.save)",
+                   f"{source}, an archive with no {_META} record")
+    raw = _read_member(archive, _META, np.dtype(np.uint8), None, _META)
+    try:
+        meta = json.loads(raw.tobytes().decode())
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        raise fail("io.load", "path", "must hold a readable structure record",
+                   f"{source}, whose record does not parse: {type(err).__name__}") from None
+    if not isinstance(meta, dict):
+        raise fail("io.load", f"{source}: structure record", "must be a JSON object",
+                   describe(meta))
+    if meta.get("format") != "nnfunc-checkpoint" or meta.get("version") != FORMAT_VERSION:
+        raise fail("io.load", f"{source}: format", f"must be 'nnfunc-checkpoint' version "
+                   f"{FORMAT_VERSION} (what this nnfunc reads)",
+                   f"format {meta.get('format')!r} version {meta.get('version')!r}")
+    if "tree" not in meta:
+        raise fail("io.load", f"{source}: structure record", "must have a 'tree' entry",
+                   f"keys {sorted(meta)}")
+    return _decode(meta["tree"], (), archive)

@@ -147,7 +147,7 @@ def test_corrupted_files_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"io\.load: .*garbage\.npz"):
         io.load(tmp_path / "garbage.npz")
     np.savez(tmp_path / "plain.npz", a=np.ones(2))
-    with pytest.raises(ValueError, match="is not an nnfunc checkpoint"):
+    with pytest.raises(ValueError, match="must be an nnfunc checkpoint"):
         io.load(tmp_path / "plain.npz")
 
 
