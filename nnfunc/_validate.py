@@ -68,3 +68,29 @@ def finite_float(value: Any, component: str, arg: str, *, lo: float = -math.inf,
         right = ")" if hi_open else "]"
         raise fail(component, arg, f"must be finite and in {left}{lo}, {hi}{right}", v)
     return v
+
+
+def flag(value: Any, component: str, arg: str) -> bool:
+    """``value``, which must be a ``bool`` (``"no"`` or ``0`` is not a flag)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise type_fail(component, arg, "must be a bool (True or False)", describe(value))
+    return bool(value)
+
+
+def non_negative_int(value: Any, component: str, arg: str) -> int:
+    """``value`` as an ``int`` >= 0 (a ``bool`` or a float is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise type_fail(component, arg, "must be an int >= 0", describe(value))
+    if value < 0:
+        raise fail(component, arg, "must be >= 0", value)
+    return int(value)
+
+
+def real_number(value: Any) -> bool:
+    """Whether ``value`` is a real number: a Python or NumPy int or float, or a 0-d
+    numeric array (never a ``bool``, a complex number or a string)."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return True
+    return isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "iuf"

@@ -36,7 +36,7 @@ from nnfunc.typing import Array, PyTree
 
 __all__ = [
     "Field", "Path", "TreeDef", "add", "all_finite", "assert_same_structure", "astype",
-    "flatten", "global_norm", "keystr", "leaves", "leaves_with_path", "map",
+    "flatten", "global_norm", "keystr", "leaves", "leaves_norm", "leaves_with_path", "map",
     "map_with_path", "mask", "num_leaves", "paired_leaves", "scale", "size", "structure", "sub",
     "unflatten", "vdot", "where", "zeros_like",
 ]
@@ -460,10 +460,61 @@ def vdot(a: PyTree, b: PyTree) -> float:
     return math.fsum(leaves(parts))
 
 
+def _scaled_squares(x: Any) -> tuple[float, float]:
+    """``(m, s)`` with ``Σ x² = m² s`` and ``s`` near 1..size: no overflow, no underflow.
+
+    One BLAS pass in ``x``'s own precision when its sum of squares is a normal
+    finite number (the common case); otherwise (float32 grads of 1e19, whose
+    squares overflow, or of 1e-25, whose squares underflow) the entries are
+    first divided by their largest magnitude ``m``.
+    """
+    if not (type(x) is np.ndarray and x.dtype.kind == "f"):
+        x = _float_leaf(x)
+    s = float(np.vdot(x, x))
+    if math.isfinite(s) and s >= _LOW[x.dtype.itemsize]:
+        return math.sqrt(s), 1.0
+    m = float(np.max(np.abs(x))) if x.size else 0.0
+    if m == 0.0 or not math.isfinite(m):  # zeros, or an inf or NaN entry
+        return m, (1.0 if m else 0.0)
+    y = x / x.dtype.type(m)
+    return m, float(np.vdot(y, y))
+
+
+_LOW = {2: float(np.finfo(np.float16).tiny / np.finfo(np.float16).eps),
+        4: float(np.finfo(np.float32).tiny / np.finfo(np.float32).eps),
+        8: float(np.finfo(np.float64).tiny / np.finfo(np.float64).eps)}
+"""Below this sum of squares some squares were subnormal, so precision was lost."""
+
+
+def _float_leaf(x: Any) -> Array:
+    arr = np.asarray(x)
+    if arr.dtype.kind in "biu":
+        return np.ravel(arr).astype(np.float64)
+    if arr.dtype.kind == "c":
+        return np.ravel(np.abs(arr))
+    if arr.dtype.kind == "f":
+        return np.ravel(arr) if arr.dtype.itemsize in _LOW else np.ravel(arr).astype(np.float64)
+    raise TypeError(f"tree.global_norm: leaves must be numeric; got {_describe_node(x)} of "
+                    f"dtype {arr.dtype}")
+
+
+def leaves_norm(xs: Sequence[Any]) -> float:
+    """``sqrt(Σ_leaves Σ x²)`` of a list of leaves, safe from overflow and underflow."""
+    parts = [_scaled_squares(x) for x in xs]
+    top = max((m for m, _ in parts), default=0.0)
+    if top == 0.0 or not math.isfinite(top):
+        return math.nan if any(math.isnan(m) for m, _ in parts) else top
+    return top * math.sqrt(math.fsum((m / top) ** 2 * s for m, s in parts))
+
+
 def global_norm(tree: PyTree) -> float:
-    """The Euclidean norm of all leaves taken together, ``sqrt(Σ x²)``."""
-    total = math.fsum(float(np.vdot(x, x)) for x in (np.ravel(leaf) for leaf in leaves(tree)))
-    return math.sqrt(total)
+    """The Euclidean norm of all leaves taken together, ``sqrt(Σ x²)``.
+
+    Accumulated safely: each leaf's sum of squares is rescaled by its largest
+    magnitude when it would overflow or underflow, so float32 leaves of 1e19
+    or 1e-25 give their true norm (as a Python float), not ``inf`` or 0.
+    """
+    return leaves_norm(leaves(tree))
 
 
 def size(tree: PyTree) -> int:

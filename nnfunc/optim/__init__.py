@@ -3,7 +3,8 @@
 ``init(params) -> state``; ``update(state, grads) -> (state, params)``. The
 state is a pytree holding the params, the step count, the last learning rate
 and the rule's slots; read them with :func:`params_of`, :func:`step_of`,
-:func:`lr_of`. Compose gradient transforms in front with :func:`chain`.
+:func:`lr_of` (and swap the params with :func:`replace_params`). Compose
+gradient transforms in front with :func:`chain`.
 
 >>> import numpy as np
 >>> from nnfunc import optim
@@ -26,6 +27,7 @@ from nnfunc.optim.base import (
     chain,
     lr_of,
     params_of,
+    replace_params,
     scale_lr,
     step_of,
     update_fn,
@@ -59,6 +61,7 @@ __all__ = [
     "AdaDeltaSlots", "AdamSlots", "MomentumSlots", "NoSlots", "OptState", "Optimizer",
     "Schedule", "SquareSlots", "Wrapper", "WrapperState", "accumulate", "adadelta", "adagrad",
     "adam", "adamw", "chain", "clip_by_global_norm", "clip_by_value", "freeze", "l1",
-    "l1_penalty", "l2", "l2_penalty", "lr_of", "momentum", "params_of", "rmsprop", "scale_lr",
+    "l1_penalty", "l2", "l2_penalty", "lr_of", "momentum", "params_of", "replace_params",
+    "rmsprop", "scale_lr",
     "schedules", "sgd", "skip_nonfinite", "step_of", "update_fn",
 ]

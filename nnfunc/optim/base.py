@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nnfunc import tree
-from nnfunc._validate import describe, fail, finite_float, type_fail
+from nnfunc._validate import describe, fail, finite_float, flag, real_number, type_fail
 from nnfunc.typing import Array, PyTree
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "chain",
     "lr_of",
     "params_of",
+    "replace_params",
     "scale_lr",
     "step_of",
     "update_fn",
@@ -80,7 +81,8 @@ def update_fn(optimizer: Any, donate: bool) -> Update:
     if not callable(getattr(optimizer, "update", None)):
         raise type_fail("optim.update_fn", "optimizer", "must have update(state, grads) "
                         "(e.g. nnfunc.optim.adam(1e-3))", describe(optimizer))
-    in_place = getattr(optimizer, "update_in_place", None) if donate else None
+    in_place = getattr(optimizer, "update_in_place", None) if flag(
+        donate, "optim.update_fn", "donate") else None
     return in_place if in_place is not None else optimizer.update  # type: ignore[no-any-return]
 
 
@@ -126,6 +128,32 @@ def _replace_inner(state: Any, new: OptState) -> Any:
     return new
 
 
+def replace_params(state: Any, params: PyTree) -> Any:
+    """``state`` (of any chain) holding ``params`` instead of its own.
+
+    What a callback's ``Decision(params=...)`` needs: the optimizer's next
+    update starts from the params its state holds, so replacing the params
+    means replacing them inside the state. The new params must have the
+    structure, shapes and dtypes of the old (the slots are shaped like them).
+
+    >>> import numpy as np
+    >>> from nnfunc.optim import sgd
+    >>> state = replace_params(sgd(0.1).init({"w": np.zeros(2)}), {"w": np.ones(2)})
+    >>> params_of(state)["w"].tolist()
+    [1.0, 1.0]
+    """
+    inner = _inner_state(state, "optim.replace_params")
+    new = tree.leaves(params)
+    if tree.structure(inner.params) != tree.structure(params):
+        tree.assert_same_structure(inner.params, params, ("state params", "params"))
+    for (path, a), b in zip(tree.leaves_with_path(inner.params), new):
+        if np.shape(a) != np.shape(b) or np.asarray(a).dtype != np.asarray(b).dtype:
+            raise fail("optim.replace_params", tree.keystr(path, "params"),
+                       f"must have the state's shape {np.shape(a)} and dtype "
+                       f"{np.asarray(a).dtype}", describe(b))
+    return _replace_inner(state, inner._replace(params=params))
+
+
 def params_of(state: Any) -> PyTree:
     """The params held by an optimizer state (of any chain)."""
     return _inner_state(state, "optim.params_of").params
@@ -165,8 +193,16 @@ def learning_rate(lr: Any, component: str) -> Schedule:
 
 
 def current_lr(component: str, schedule: Schedule, step: int, scale: float) -> float:
-    """``scale · schedule(step)``, checked to be finite and >= 0."""
-    value = float(schedule(step)) * scale
+    """``scale · schedule(step)``, checked to be a finite real number >= 0."""
+    try:
+        raw = schedule(step)
+    except OverflowError as err:
+        raise fail(component, "lr", f"schedule must give finite values >= 0 (step {step})",
+                   f"OverflowError: {err}") from None
+    if not real_number(raw):
+        raise type_fail(component, "lr", f"schedule must return a real number (step {step})",
+                        describe(raw))
+    value = float(raw) * scale
     if not math.isfinite(value) or value < 0:
         raise fail(component, "lr", f"schedule must give finite values >= 0 (step {step})",
                    value)

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nnfunc import tree
-from nnfunc._validate import describe, finite_float, type_fail
+from nnfunc._validate import describe, finite_float, flag, type_fail
 from nnfunc.optim import _arena
 from nnfunc.optim.base import (
     LearningRate,
@@ -75,6 +75,10 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
             if not isinstance(state, OptState):
                 raise type_fail(name, "state", "must be this optimizer's state (from init)",
                                 describe(state))
+            if type(state.slots) is not slot_type:
+                raise type_fail(name, "state.slots", f"must be {slot_type.__name__} (a state "
+                                f"from this optimizer's init, not another optimizer's)",
+                                type(state.slots).__name__)
             ps, gs = pair_leaves(name, state.params, grads)
             eta = (fixed * state.lr_scale if fixed is not None
                    else current_lr(name, schedule, state.step, state.lr_scale))
@@ -151,6 +155,7 @@ def sgd(lr: LearningRate = 0.01, *, momentum: float = 0.0, nesterov: bool = Fals
     [0.9, 0.9]
     """
     mu = decay_rate(momentum, "sgd", "momentum")
+    nesterov = flag(nesterov, "sgd", "nesterov")
     if nesterov and mu == 0:
         raise ValueError("sgd: nesterov=True needs momentum > 0; got momentum 0.0")
     if mu == 0:

@@ -14,8 +14,19 @@ import bisect
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
-from nnfunc._validate import fail, finite_float, positive_int
+import numpy as np
+
+from nnfunc._validate import (
+    describe,
+    fail,
+    finite_float,
+    flag,
+    non_negative_int,
+    positive_int,
+    type_fail,
+)
 from nnfunc.optim.base import Schedule
 
 __all__ = ["constant", "cosine_decay", "exponential_decay", "piecewise_constant", "step_decay",
@@ -26,6 +37,13 @@ def _rate(value: float, component: str, arg: str) -> float:
     return finite_float(value, component, arg, lo=0.0)
 
 
+def _step(step: Any, component: str) -> int:
+    """The step a schedule is called with: an int >= 0 (the optimizer's count)."""
+    if type(step) is int and step >= 0:  # the optimizer's own call: checked inline
+        return step
+    return non_negative_int(step, component, "step")
+
+
 def constant(value: float) -> Schedule:
     """``lr(step) = value``.
 
@@ -33,12 +51,21 @@ def constant(value: float) -> Schedule:
     0.1
     """
     v = _rate(value, "constant", "value")
-    return lambda step: v
+
+    def schedule(step: int) -> float:
+        _step(step, "constant")
+        return v
+
+    return schedule
 
 
 def exponential_decay(init: float, decay_rate: float, decay_steps: int, *,
                       staircase: bool = False) -> Schedule:
     """``lr(step) = init · rate^(step / decay_steps)`` (``⌊step / decay_steps⌋`` if staircase).
+
+    Never overflows: at steps so large that ``rate^power`` leaves the float
+    range it gives ``0.0`` (``rate < 1``) or ``inf`` (``rate > 1``, which the
+    optimizer then reports as a learning rate that is not finite).
 
     >>> round(exponential_decay(1.0, 0.5, 10)(20), 6)
     0.25
@@ -46,10 +73,14 @@ def exponential_decay(init: float, decay_rate: float, decay_steps: int, *,
     i = _rate(init, "exponential_decay", "init")
     r = finite_float(decay_rate, "exponential_decay", "decay_rate", lo=0.0, lo_open=True)
     n = positive_int(decay_steps, "exponential_decay", "decay_steps")
+    stairs = flag(staircase, "exponential_decay", "staircase")
 
     def schedule(step: int) -> float:
-        power = step // n if staircase else step / n
-        return i * r ** power
+        s = _step(step, "exponential_decay")
+        try:
+            return i * r ** (s // n if stairs else s / n)
+        except OverflowError:  # the power, or the step itself, beyond the float range
+            return i if r == 1 or i == 0 else (0.0 if r < 1 else math.inf)
 
     return schedule
 
@@ -58,21 +89,30 @@ def piecewise_constant(boundaries: Sequence[int], values: Sequence[float]) -> Sc
     """``values[i]`` for ``boundaries[i-1] <= step < boundaries[i]``.
 
     Raises:
-        ValueError: unless ``len(values) == len(boundaries) + 1`` and the
-            boundaries increase.
+        ValueError: unless ``len(values) == len(boundaries) + 1``, the
+            boundaries increase and are >= 0, and the values are finite and >= 0.
+        TypeError: boundaries that are not ints, or arguments that are not sequences.
 
     >>> sched = piecewise_constant([10, 20], [1.0, 0.5, 0.1])
     >>> [sched(s) for s in (0, 10, 25)]
     [1.0, 0.5, 0.1]
     """
-    bounds = [int(b) for b in boundaries]
-    vals = [_rate(v, "piecewise_constant", "values") for v in values]
+    for arg, seq in (("boundaries", boundaries), ("values", values)):
+        if isinstance(seq, (str, bytes)) or not isinstance(seq, (Sequence, np.ndarray)):
+            raise type_fail("piecewise_constant", arg, "must be a sequence (list or tuple)",
+                            describe(seq))
+    bounds = [non_negative_int(b, "piecewise_constant", f"boundaries[{j}]")
+              for j, b in enumerate(boundaries)]
+    vals = [_rate(v, "piecewise_constant", f"values[{j}]") for j, v in enumerate(values)]
     if len(vals) != len(bounds) + 1:
         raise fail("piecewise_constant", "values", f"must number len(boundaries) + 1 = "
                    f"{len(bounds) + 1}", len(vals))
     if any(b >= c for b, c in itertools.pairwise(bounds)):
         raise fail("piecewise_constant", "boundaries", "must increase", bounds)
-    return lambda step: vals[bisect.bisect_right(bounds, step)]
+    def schedule(step: int) -> float:
+        return vals[bisect.bisect_right(bounds, _step(step, "piecewise_constant"))]
+
+    return schedule
 
 
 def step_decay(init: float, factor: float, every: int) -> Schedule:
@@ -97,7 +137,7 @@ def cosine_decay(init: float, decay_steps: int, alpha: float = 0.0) -> Schedule:
     a = finite_float(alpha, "cosine_decay", "alpha", lo=0.0, hi=1.0)
 
     def schedule(step: int) -> float:
-        cos = 0.5 * (1 + math.cos(math.pi * min(step, n) / n))
+        cos = 0.5 * (1 + math.cos(math.pi * min(_step(step, "cosine_decay"), n) / n))
         return i * ((1 - a) * cos + a)
 
     return schedule
@@ -116,9 +156,10 @@ def warmup(then: Schedule, warmup_steps: int, start: float = 0.0) -> Schedule:
     w = positive_int(warmup_steps, "warmup", "warmup_steps")
     s0 = _rate(start, "warmup", "start")
     if not callable(then):
-        raise fail("warmup", "then", "must be a schedule step -> lr", repr(then))
+        raise type_fail("warmup", "then", "must be a schedule step -> lr", describe(then))
 
     def schedule(step: int) -> float:
+        step = _step(step, "warmup")
         if step < w:
             return s0 + (float(then(0)) - s0) * step / w
         return float(then(step - w))

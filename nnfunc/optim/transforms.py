@@ -53,6 +53,23 @@ def select(params: PyTree, where: Where, component: str = "optim") -> list[bool]
     return [bool(b) for b in tree.leaves(where)]
 
 
+def wrapper_state(name: str, state: Any, own_ok: Callable[[Any], bool],
+                  own: str) -> WrapperState:
+    """``state``, checked to be a :class:`WrapperState` whose own part suits wrapper ``name``
+    (O(1): it runs every step)."""
+    if not isinstance(state, WrapperState):
+        raise type_fail(name, "state", f"must be this optimizer's state (from its init: a "
+                        f"WrapperState for {name})", describe(state))
+    if not own_ok(state.own):
+        raise type_fail(name, "state.own", f"must be {own} (a state from this chain's init, "
+                        f"not another's)", describe(state.own))
+    return state
+
+
+def _is_mask(own: Any) -> bool:
+    return type(own) is tuple and (not own or type(own[0]) is bool)
+
+
 def _with_in_place(opt: Optimizer, init: Callable[[PyTree], Any],
                    updater: Callable[[Update], Update], name: str) -> Optimizer:
     """The wrapped optimizer, ``update`` built on ``opt.update`` and, when ``opt``
@@ -73,10 +90,11 @@ def _grad_wrapper(name: str, transform: Callable[[list[Array], list[Array], list
 
         def updater(inner_update: Update) -> Update:
             def update(state: WrapperState, grads: PyTree) -> tuple[WrapperState, PyTree]:
-                if not isinstance(state, WrapperState):
-                    raise type_fail(name, "state", "must come from this optimizer's init",
-                                    describe(state))
+                wrapper_state(name, state, _is_mask, "a tuple of bools, one per leaf")
                 leaves = flat_pair(name, params_of(state.inner), grads)
+                if len(state.own) != len(leaves.params):
+                    raise fail(name, "state.own", f"must hold one bool per leaf of the params "
+                               f"({len(leaves.params)})", f"{len(state.own)} entries")
                 new = transform(leaves.grads, leaves.params, list(state.own))
                 inner, params = inner_update(state.inner, tree.unflatten(leaves.treedef, new))
                 return WrapperState(state.own, inner), params
@@ -93,6 +111,8 @@ def clip_by_global_norm(max_norm: float) -> Wrapper:
 
     ``g ← g · min(1, c / ‖g‖)`` with ``‖g‖ = sqrt(Σ_leaves Σ g²)``
     (Pascanu et al., 2013). Directions are kept; only the length is capped.
+    The norm is accumulated safely (see :func:`nnfunc.tree.global_norm`), so
+    float32 grads of 1e19 are scaled down, not zeroed.
 
     Raises:
         ValueError: ``max_norm`` not finite and > 0.
@@ -107,12 +127,20 @@ def clip_by_global_norm(max_norm: float) -> Wrapper:
     c = finite_float(max_norm, "clip_by_global_norm", "max_norm", lo=0.0, lo_open=True)
 
     def transform(gs: list[Array], ps: list[Array], on: list[bool]) -> list[Array]:
-        norm = math.sqrt(math.fsum(float(np.vdot(g, g)) for g in gs))
+        norm = tree.leaves_norm(gs)  # safe from overflow: float32 grads of 1e19 have a norm
         if not norm > c:  # also leaves NaN grads alone, for skip_nonfinite to see
             return gs
-        return [g * g.dtype.type(c / norm) for g in gs]
+        return [_scaled(g, c / norm) for g in gs]
 
     return _grad_wrapper(f"clip_by_global_norm({c:g})", transform)
+
+
+def _scaled(g: Array, factor: float) -> Array:
+    """``g · factor`` in ``g``'s dtype, in two steps when ``factor`` is subnormal there."""
+    if factor >= np.finfo(g.dtype).tiny:
+        return g * g.dtype.type(factor)  # type: ignore[no-any-return]
+    half = g.dtype.type(math.sqrt(factor))
+    return (g * half) * half  # type: ignore[no-any-return]
 
 
 def clip_by_value(limit: float) -> Wrapper:
@@ -210,7 +238,11 @@ def freeze(where: Where) -> Wrapper:
             return WrapperState(tuple(select(params, where, name)), opt.init(params))
 
         def update(state: WrapperState, grads: PyTree) -> tuple[WrapperState, PyTree]:
+            wrapper_state(name, state, _is_mask, "a tuple of bools, one per leaf")
             old = flat_pair(name, params_of(state.inner), grads)
+            if len(state.own) != len(old.params):
+                raise fail(name, "state.own", f"must hold one bool per leaf of the params "
+                           f"({len(old.params)})", f"{len(state.own)} entries")
             frozen = list(state.own)
             gs = [np.zeros_like(g) if f else g for g, f in zip(old.grads, frozen)]
             inner, params = opt.update(state.inner, tree.unflatten(old.treedef, gs))
@@ -247,6 +279,7 @@ def skip_nonfinite() -> Wrapper:
 
         def updater(inner_update: Update) -> Update:
             def update(state: WrapperState, grads: PyTree) -> tuple[WrapperState, PyTree]:
+                wrapper_state(name, state, _is_count, "the count of skipped steps (an int)")
                 leaves = flat_pair(name, params_of(state.inner), grads)
                 if all(bool(np.isfinite(g).all()) for g in leaves.grads):
                     inner, params = inner_update(state.inner, grads)
@@ -258,6 +291,14 @@ def skip_nonfinite() -> Wrapper:
         return _with_in_place(opt, init, updater, name)
 
     return wrap
+
+
+def _is_count(own: Any) -> bool:
+    return isinstance(own, (int, np.integer)) and not isinstance(own, bool)
+
+
+def _is_accumulation(own: Any) -> bool:
+    return type(own) is tuple and len(own) == 2 and _is_count(own[0])
 
 
 def accumulate(every: int) -> Wrapper:
@@ -290,6 +331,8 @@ def accumulate(every: int) -> Wrapper:
 
         def updater(inner_update: Update) -> Update:
             def update(state: WrapperState, grads: PyTree) -> tuple[WrapperState, PyTree]:
+                wrapper_state(name, state, _is_accumulation,
+                              "(count, summed grads) as this wrapper's init makes")
                 count, total = state.own
                 leaves = flat_pair(name, params_of(state.inner), grads)
                 summed = [t + g for t, g in zip(tree.leaves(total), leaves.grads)]
