@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nnfunc import random
-from nnfunc._validate import fail, finite_float, positive_int
+from nnfunc._validate import fail, finite_float, flag, positive_int, type_fail
 from nnfunc.typing import Array, Key
 
 __all__ = ["Split", "load_digits", "load_mnist_5k", "noisy_sine", "two_moons", "two_spirals", "xor"]
@@ -43,6 +43,20 @@ _TEST_FRACTION = 0.2
 _SPLIT_SEED = 20_260_101
 
 
+def _float_dtype(component: str, dtype: Any) -> np.dtype[Any]:
+    """``dtype`` as a floating NumPy dtype: pixels and coordinates are fractions, so an
+    integer dtype would silently truncate them."""
+    dt: np.dtype[Any] | None
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise type_fail(component, "dtype", "must be a floating NumPy dtype such as np.float32 "
+                        "(an integer dtype would truncate the data)", repr(dtype))
+    return dt
+
+
 def load_digits(*, dtype: Any = np.float32, flat: bool = True) -> Split:
     """The handwritten digits with a fixed, stratified 80/20 train/test split.
 
@@ -52,8 +66,12 @@ def load_digits(*, dtype: Any = np.float32, flat: bool = True) -> Split:
     images.
 
     Args:
-        dtype: dtype of the images.
+        dtype: floating dtype of the images.
         flat: images as ``(n, 64)`` rows (default) or ``(n, 8, 8)``.
+
+    Raises:
+        TypeError: ``dtype`` not a floating dtype (pixels in [0, 1] would be
+            truncated), ``flat`` not a bool.
 
     Returns:
         ``Split(x_train, y_train, x_test, y_test)``; labels are ``int64`` in 0..9.
@@ -62,10 +80,12 @@ def load_digits(*, dtype: Any = np.float32, flat: bool = True) -> Split:
     >>> d.x_train.shape, d.x_test.shape, d.y_train.dtype
     ((1438, 64), (359, 64), dtype('int64'))
     """
+    dt = _float_dtype("load_digits", dtype)
+    flat = flag(flat, "load_digits", "flat")
     ref = resources.files("nnfunc") / "data" / "digits.csv.gz"
     with ref.open("rb") as raw, gzip.open(raw, "rt") as text:
         table = np.loadtxt(text, delimiter=",", dtype=np.float64)
-    x = (table[:, :-1] / 16.0).astype(dtype)
+    x = (table[:, :-1] / 16.0).astype(dt)
     y = table[:, -1].astype(np.int64)
     if not flat:
         x = x.reshape(-1, 8, 8)
@@ -117,11 +137,13 @@ def load_mnist_5k(*, dtype: Any = np.float32, flat: bool = True) -> Split:
     return Split(x[~test], y[~test], x[test], y[test])
 
 
-def _n_noise(component: str, n: int, noise: float, minimum: int = 1) -> tuple[int, float]:
+def _n_noise(component: str, n: int, noise: float, dtype: Any,
+             minimum: int = 1) -> tuple[int, float, np.dtype[Any]]:
     n = positive_int(n, component, "n")
+    dt = _float_dtype(component, dtype)
     if n < minimum:
         raise fail(component, "n", f"must be at least {minimum}", n)
-    return n, finite_float(noise, component, "noise", lo=0.0)
+    return n, finite_float(noise, component, "noise", lo=0.0), dt
 
 
 def _balanced_labels(n: int) -> Array:
@@ -143,7 +165,7 @@ def two_spirals(key: Key, n: int, *, noise: float = 0.05,
     >>> x.shape, int(y.sum())
     ((100, 2), 50)
     """
-    n, sd = _n_noise("two_spirals", n, noise, 2)
+    n, sd, dtype = _n_noise("two_spirals", n, noise, dtype, 2)
     k_t, k_noise = random.split(random.check_key(key, "two_spirals"))
     y = _balanced_labels(n)
     t = 3 * math.pi * np.sqrt(random.uniform(k_t, (n,), np.float64))
@@ -168,7 +190,7 @@ def two_moons(key: Key, n: int, *, noise: float = 0.1,
     >>> x.dtype, y.tolist().count(1)
     (dtype('float32'), 5)
     """
-    n, sd = _n_noise("two_moons", n, noise, 2)
+    n, sd, dtype = _n_noise("two_moons", n, noise, dtype, 2)
     k_t, k_noise = random.split(random.check_key(key, "two_moons"))
     y = _balanced_labels(n)
     theta = random.uniform(k_t, (n,), np.float64, high=math.pi)
@@ -192,7 +214,7 @@ def xor(key: Key, n: int, *, noise: float = 0.0,
     >>> bool(((x[:, 0] > 0) ^ (x[:, 1] > 0) == (y == 1)).all())
     True
     """
-    n, sd = _n_noise("xor", n, noise)
+    n, sd, dtype = _n_noise("xor", n, noise, dtype)
     k_x, k_noise = random.split(random.check_key(key, "xor"))
     x = random.uniform(k_x, (n, 2), np.float64, low=-1.0, high=1.0)
     y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(np.int64)
@@ -211,7 +233,7 @@ def noisy_sine(key: Key, n: int, *, noise: float = 0.1,
     >>> bool(np.allclose(y, np.sin(x), atol=1e-6))
     True
     """
-    n, sd = _n_noise("noisy_sine", n, noise)
+    n, sd, dtype = _n_noise("noisy_sine", n, noise, dtype)
     k_x, k_noise = random.split(random.check_key(key, "noisy_sine"))
     x = random.uniform(k_x, (n, 1), np.float64, low=-math.pi, high=math.pi)
     y = np.sin(x) + random.normal(k_noise, (n, 1), np.float64, std=sd)

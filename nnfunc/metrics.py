@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from nnfunc._validate import describe, fail, type_fail
+from nnfunc._validate import describe, fail, finite_float, type_fail
 from nnfunc.typing import Array
 
 __all__ = ["accuracy", "binary_accuracy", "binary_accuracy_from_logits", "mae", "mse", "r2"]
@@ -29,9 +29,10 @@ __all__ = ["accuracy", "binary_accuracy", "binary_accuracy_from_logits", "mae", 
 
 def _pred(component: str, y_pred: Any) -> Array:
     p = np.asarray(y_pred)
-    if p.dtype.kind not in "fiu" or p.size == 0:
-        raise type_fail(component, "y_pred", "must be a non-empty numeric array",
-                        describe(y_pred))
+    if p.dtype.kind not in "fiu":
+        raise type_fail(component, "y_pred", "must be a real numeric array", describe(y_pred))
+    if p.size == 0:
+        raise fail(component, "y_pred", "must not be empty", f"shape {p.shape}")
     return p
 
 
@@ -39,8 +40,12 @@ def _labels(component: str, y_pred: Array, y_true: Any) -> Array:
     """Integer labels from integer ``(n, …)`` or one-hot ``(n, …, c)`` targets."""
     y = np.asarray(y_true)
     if y_pred.ndim < 2:
-        raise fail(component, "y_pred", "must have shape (n, classes) or (n, …, classes)",
+        raise fail(component, "y_pred", "must have shape (n, classes) or (n, …, classes), one "
+                   "score per class (for one probability per sample use binary_accuracy)",
                    f"shape {y_pred.shape}")
+    if y.dtype.kind not in "iufb":
+        raise type_fail(component, "y_true", "must be integer labels or one-hot targets",
+                        describe(y_true))
     c = y_pred.shape[-1]
     if y.dtype.kind in "iu":
         if y.shape != y_pred.shape[:-1]:
@@ -65,12 +70,16 @@ def accuracy(y_pred: Any, y_true: Any) -> float:
     of all ``n·T`` positions.
     """
     p = _pred("accuracy", y_pred)
-    return float((p.argmax(axis=-1) == _labels("accuracy", p, y_true)).mean())
+    labels = _labels("accuracy", p, y_true)
+    return float((p.argmax(axis=-1) == labels).mean())
 
 
 def _binary(component: str, y_pred: Any, y_true: Any, threshold: float) -> float:
     p = _pred(component, y_pred)
+    threshold = finite_float(threshold, component, "threshold")
     y = np.asarray(y_true)
+    if y.dtype.kind not in "iufb":
+        raise type_fail(component, "y_true", "must hold 0/1 targets", describe(y_true))
     if y.shape != p.shape:
         raise fail(component, "y_true", f"must have y_pred's shape {p.shape}", f"shape {y.shape}")
     if not np.isin(y, (0, 1)).all():
@@ -94,7 +103,10 @@ def binary_accuracy_from_logits(y_pred: Any, y_true: Any) -> float:
 
 def _pair(component: str, y_pred: Any, y_true: Any) -> tuple[Array, Array]:
     p = _pred(component, y_pred).astype(np.float64)
-    y = np.asarray(y_true, np.float64)
+    y = np.asarray(y_true)
+    if y.dtype.kind not in "iufb":
+        raise type_fail(component, "y_true", "must be a real numeric array", describe(y_true))
+    y = y.astype(np.float64)
     if y.shape != p.shape:
         raise fail(component, "y_true", f"must have y_pred's shape {p.shape} (no broadcasting)",
                    f"shape {y.shape}")

@@ -415,6 +415,9 @@ def _build(td: TreeDef, it: Iterator[Any]) -> Any:
 
 def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
     """Rebuild a tree of structure ``treedef`` from ``leaves`` (traversal order)."""
+    if not isinstance(treedef, TreeDef):
+        raise TypeError(f"tree.unflatten: treedef must be a TreeDef (from tree.flatten or "
+                        f"tree.structure); got {type(treedef).__name__} {treedef!r}")
     expected = _count(treedef)
     if len(leaves) != expected:
         raise ValueError(
@@ -429,35 +432,84 @@ def zeros_like(tree: PyTree) -> Any:
     return map(np.zeros_like, tree)
 
 
+def _numeric(component: str, path: Path, x: Any, root: str = "tree") -> Any:
+    """``x``, which must be a numeric (or bool) array or number, else a clear ``TypeError``."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        ok = x.dtype.kind in "biufc"
+    else:
+        ok = isinstance(x, (bool, int, float, complex))
+    if ok:
+        return x
+    raise TypeError(f"{component}: {keystr(path, root)} must be a numeric array or number; got "
+                    f"{_describe_node(x)}")
+
+
+def _elementwise(component: str, op: Callable[[Any, Any], Any], a: PyTree, b: PyTree) -> Any:
+    """Leaf-wise ``op(a, b)`` of numeric leaves of equal shapes (never a broadcast)."""
+    def f(path: Path, x: Any, y: Any) -> Any:
+        _numeric(component, path, x, "a")
+        _numeric(component, path, y, "b")
+        if np.shape(x) != np.shape(y):
+            raise ValueError(f"{component}: {keystr(path, 'b')} must have the shape of "
+                             f"{keystr(path, 'a')}, {np.shape(x)} (no broadcasting); got "
+                             f"{np.shape(y)}")
+        return op(x, y)
+
+    return map_with_path(f, a, b, names=("a", "b"))
+
+
 def add(a: PyTree, b: PyTree) -> Any:
-    """Leaf-wise ``a + b``."""
-    return map(np.add, a, b, names=("a", "b"))
+    """Leaf-wise ``a + b`` (equal structures and shapes)."""
+    return _elementwise("tree.add", np.add, a, b)
 
 
 def sub(a: PyTree, b: PyTree) -> Any:
-    """Leaf-wise ``a - b``."""
-    return map(np.subtract, a, b, names=("a", "b"))
+    """Leaf-wise ``a - b`` (equal structures and shapes)."""
+    return _elementwise("tree.sub", np.subtract, a, b)
 
 
 def scale(tree: PyTree, factor: float) -> Any:
     """Leaf-wise ``factor * leaf``, keeping each leaf's dtype."""
-    return map(lambda x: np.multiply(x, np.asarray(factor, dtype=np.result_type(x))), tree)
+    if isinstance(factor, (bool, np.bool_)) or not isinstance(
+            factor, (int, float, np.integer, np.floating)):
+        raise TypeError(f"tree.scale: factor must be a real number; got "
+                        f"{type(factor).__name__} {factor!r}")
+    return map_with_path(lambda p, x: np.multiply(_numeric("tree.scale", p, x), np.asarray(
+        factor, dtype=np.result_type(x))), tree)
 
 
 def astype(tree: PyTree, dtype: Any) -> Any:
-    """Cast every floating-point leaf to ``dtype`` (other leaves unchanged)."""
+    """Cast every floating-point leaf to ``dtype`` (other leaves unchanged).
+
+    Raises:
+        TypeError: ``dtype`` is not a floating NumPy dtype.
+    """
+    try:
+        target = np.dtype(dtype)
+    except TypeError:
+        target = None
+    if target is None or target.kind != "f":
+        raise TypeError(f"tree.astype: dtype must be a floating NumPy dtype such as "
+                        f"np.float32; got {dtype!r}")
+
     def cast(x: Any) -> Any:
         arr = np.asarray(x)
-        return arr.astype(dtype) if arr.dtype.kind == "f" else x
+        return arr.astype(target) if arr.dtype.kind == "f" else x
 
     return map(cast, tree)
 
 
 def vdot(a: PyTree, b: PyTree) -> float:
     """The inner product ``Σ_leaves Σ_i a_i b_i`` (accumulated in float64)."""
-    parts = map(lambda x, y: float(np.vdot(np.asarray(x, np.float64),
-                                           np.asarray(y, np.float64))), a, b, names=("a", "b"))
-    return math.fsum(leaves(parts))
+    def f(path: Path, x: Any, y: Any) -> float:
+        _numeric("tree.vdot", path, x, "a")
+        _numeric("tree.vdot", path, y, "b")
+        if np.shape(x) != np.shape(y):
+            raise ValueError(f"tree.vdot: {keystr(path, 'b')} must have the shape of "
+                             f"{keystr(path, 'a')}, {np.shape(x)}; got {np.shape(y)}")
+        return float(np.vdot(np.asarray(x, np.float64), np.asarray(y, np.float64)))
+
+    return math.fsum(leaves(map_with_path(f, a, b, names=("a", "b"))))
 
 
 def _scaled_squares(x: Any) -> tuple[float, float]:
@@ -523,8 +575,9 @@ def size(tree: PyTree) -> int:
 
 
 def all_finite(tree: PyTree) -> bool:
-    """Whether no leaf holds a NaN or an infinity."""
-    return all(bool(np.isfinite(leaf).all()) for leaf in leaves(tree))
+    """Whether no leaf holds a NaN or an infinity (every leaf must be numeric)."""
+    return all(bool(np.isfinite(_numeric("tree.all_finite", path, leaf)).all())
+               for path, leaf in leaves_with_path(tree))
 
 
 def mask(tree: PyTree, where: str | Callable[[Path, Any], bool]) -> Any:
@@ -554,4 +607,10 @@ def mask(tree: PyTree, where: str | Callable[[Path, Any], bool]) -> Any:
 
 def where(condition: PyTree, a: PyTree, b: PyTree) -> Any:
     """Leaf-wise choice: ``a``'s leaf where ``condition``'s leaf is true, else ``b``'s."""
-    return map(lambda c, x, y: x if c else y, condition, a, b, names=("condition", "a", "b"))
+    def pick(path: Path, c: Any, x: Any, y: Any) -> Any:
+        if not isinstance(c, (bool, np.bool_)):
+            raise TypeError(f"tree.where: {keystr(path, 'condition')} must be a bool (as "
+                            f"tree.mask gives); got {_describe_node(c)}")
+        return x if c else y
+
+    return map_with_path(pick, condition, a, b, names=("condition", "a", "b"))

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from nnfunc import tree
-from nnfunc._validate import finite_float
+from nnfunc._validate import describe, finite_float, type_fail
 from nnfunc.optim.transforms import Where, select
 from nnfunc.typing import PyTree
 
@@ -24,6 +24,10 @@ def _penalty(component: str, params: PyTree, lam: float, where: Where,
              value: Any, grad: Any) -> tuple[float, PyTree]:
     lam_ = finite_float(lam, component, "lam", lo=0.0)
     leaves, treedef = tree.flatten(params)
+    for path, leaf in tree.leaves_with_path(params):
+        if not (isinstance(leaf, np.ndarray) and leaf.dtype.kind == "f"):
+            raise type_fail(component, tree.keystr(path, "params"),
+                            "must be a floating-point array", describe(leaf))
     on = select(params, where, component)
     total = sum(float(value(p)) for p, sel in zip(leaves, on) if sel)
     grads = [grad(p) * p.dtype.type(lam_) if sel else np.zeros_like(p)

@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nnfunc import random, tree
+from nnfunc._validate import describe, finite_float, non_negative_int, positive_int, type_fail
 from nnfunc.layer import NO_STATE, Layer, apply_with_state, is_stateful
 from nnfunc.losses import Loss
 from nnfunc.typing import Array, Key, PyTree
@@ -70,10 +71,32 @@ _TOLERANCES = {
 
 def tolerance(dtype: Any) -> Tolerance:
     """The default :class:`Tolerance` for ``float64`` or ``float32`` checks."""
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"testing: dtype must be np.float32 or np.float64; got {dtype!r}") \
+            from None
     if dt not in _TOLERANCES:
         raise ValueError(f"testing: dtype must be float32 or float64; got {dt}")
     return _TOLERANCES[dt]
+
+
+def _tolerance(component: str, dtype: Any, step: float | None, rtol: float | None,
+               atol: float | None) -> Tolerance:
+    """The defaults for ``dtype`` with each given value in their place (``rtol=0`` is
+    a tolerance of zero, not the default)."""
+    tol = tolerance(dtype)
+    return Tolerance(
+        tol.step if step is None else finite_float(step, component, "step", lo=0.0,
+                                                   lo_open=True),
+        tol.rtol if rtol is None else finite_float(rtol, component, "rtol", lo=0.0),
+        tol.atol if atol is None else finite_float(atol, component, "atol", lo=0.0,
+                                                   lo_open=True))
+
+
+def _max_entries(component: str, max_entries: Any) -> int | None:
+    return None if max_entries is None else positive_int(max_entries, component,
+                                                         "max_entries")
 
 
 class GradCheckReport(NamedTuple):
@@ -133,6 +156,11 @@ def numerical_grad(f: Callable[[PyTree], float], primals: PyTree, *, step: float
     >>> np.round(g["a"], 6).tolist()
     [2.0, -4.0]
     """
+    if not callable(f):
+        raise type_fail("numerical_grad", "f", "must be a callable f(tree) -> float",
+                        describe(f))
+    step = finite_float(step, "numerical_grad", "step", lo=0.0, lo_open=True)
+    max_entries = _max_entries("numerical_grad", max_entries)
     leaves, treedef = tree.flatten(primals)
     keys = random.split(random.key(0) if key is None else key, max(len(leaves), 1))
     out: list[Any] = []
@@ -270,8 +298,11 @@ def check_grad(layer: Layer, params: PyTree, x: Any, *, dy: Any = None,
         key, train: passed to ``apply`` and ``grad`` (e.g. a dropout mask).
         dtype: ``float64`` (default, tight tolerances) or ``float32``.
         seed: seeds ``dy``, the probe subset and the transpose direction.
-        step, rtol, atol: override :func:`tolerance` ``(dtype)``.
-        max_entries: probe at most this many entries per leaf (``None``: all).
+        step, rtol, atol: override :func:`tolerance` ``(dtype)`` (each one
+            given, including ``rtol=0``, is used as it is: ``step`` and
+            ``atol`` must be > 0, ``rtol`` >= 0).
+        max_entries: probe at most this many entries per leaf (``None``: all;
+            else a positive int).
 
     Returns:
         A :class:`GradCheckReport`.
@@ -279,9 +310,15 @@ def check_grad(layer: Layer, params: PyTree, x: Any, *, dy: Any = None,
     Raises:
         GradCheckError: if any entry's error or the transpose error exceeds
             ``rtol``, or if the gradients' structure, shapes or dtypes are wrong.
+        TypeError, ValueError: ``layer`` without ``apply``/``grad``, or a
+            tolerance, ``max_entries`` or ``seed`` out of range.
     """
-    tol = tolerance(dtype)
-    tol = Tolerance(step or tol.step, rtol or tol.rtol, atol or tol.atol)
+    if not (callable(getattr(layer, "apply", None)) and callable(getattr(layer, "grad", None))):
+        raise type_fail("check_grad", "layer", "must be a layer with apply and grad (e.g. "
+                        "nnfunc.Layer(init, apply, grad))", describe(layer))
+    tol = _tolerance("check_grad", dtype, step, rtol, atol)
+    max_entries = _max_entries("check_grad", max_entries)
+    seed = non_negative_int(seed, "check_grad", "seed")
     name = getattr(layer, "name", "layer")
     p = tree.astype(params, dtype)
     xs = tree.astype(x, dtype)
@@ -345,8 +382,12 @@ def check_loss_grad(loss: Loss, y_pred: Any, y_true: Any, *, dtype: Any = np.flo
     >>> check_loss_grad(mse, np.array([[0.5, -1.0]]), np.array([[0.0, 0.0]])).ok
     True
     """
-    tol = tolerance(dtype)
-    tol = Tolerance(step or tol.step, rtol or tol.rtol, atol or tol.atol)
+    if not (callable(getattr(loss, "apply", None)) and callable(getattr(loss, "grad", None))):
+        raise type_fail("check_loss_grad", "loss", "must be a loss with apply and grad (e.g. "
+                        "nnfunc.losses.mse)", describe(loss))
+    tol = _tolerance("check_loss_grad", dtype, step, rtol, atol)
+    max_entries = _max_entries("check_loss_grad", max_entries)
+    seed = non_negative_int(seed, "check_loss_grad", "seed")
     yp = tree.astype(y_pred, dtype)
     yt = tree.astype(y_true, dtype)
     g = loss.grad(yp, yt)
