@@ -53,9 +53,10 @@ from nnfunc import tree
 from nnfunc._validate import describe, fail, type_fail
 from nnfunc.typing import Array, Input, Key, PyTree, Shape, ShapeTree
 
-__all__ = ["NO_STATE", "Backward", "Forward", "Layer", "Pullback", "StatefulForward",
-           "apply_with_state", "batch_array", "from_forward_backward", "is_stateful",
-           "output_like", "stateful_from_forward_backward", "vjp", "vjp_with_state"]
+__all__ = ["NO_STATE", "Backward", "Forward", "Layer", "Like", "Pullback", "StatefulForward",
+           "apply_with_state", "batch_array", "check_like", "from_forward_backward",
+           "is_stateful", "like", "output_like", "stateful_from_forward_backward", "vjp",
+           "vjp_with_state"]
 
 
 class InitFn(Protocol):
@@ -154,16 +155,55 @@ def batch_array(component: str, x: Any, features: Shape | None = None,
     return x
 
 
+class Like:
+    """The shape and dtype a cotangent must have (of one output array), without the array."""
+
+    __slots__ = ("dtype", "shape")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        self.shape, self.dtype = shape, dtype
+
+    def __repr__(self) -> str:
+        return f"array of shape {self.shape} and dtype {self.dtype}"
+
+
+def like(y: Any) -> Any:
+    """What a cotangent of ``y`` must look like: a :class:`Like` per array leaf of ``y``
+    (which keeps no reference to ``y``'s memory)."""
+    if type(y) is np.ndarray:
+        return Like(y.shape, y.dtype)
+    return tree.map(lambda a: Like(np.shape(a), np.asarray(a).dtype), y)
+
+
+def check_like(component: str, arg: str, value: Any, spec: Any, what: str = "output") -> None:
+    """Raise unless ``value`` has the structure, shapes and dtypes ``spec`` (from :func:`like`)
+    records: ``TypeError`` for a wrong kind or dtype, ``ValueError`` for a wrong shape or
+    structure, each naming ``component`` and ``arg``."""
+    if isinstance(spec, Like):
+        if type(value) is np.ndarray and value.shape == spec.shape and value.dtype == spec.dtype:
+            return
+        if not isinstance(value, np.ndarray):
+            raise type_fail(component, arg, f"must be an array shaped like the {what}, "
+                            f"{spec!r}", describe(value))
+        if value.shape != spec.shape:
+            raise fail(component, arg, f"must have the {what}'s shape {spec.shape}", value.shape)
+        raise type_fail(component, arg, f"must have the {what}'s dtype {spec.dtype}",
+                        f"dtype {value.dtype}")
+    try:
+        tree.map_with_path(lambda path, s, v: check_like(
+            component, tree.keystr(path, arg), v, s, what), spec, value, names=(what, arg))
+    except ValueError as err:
+        if str(err).startswith(f"{component}:"):
+            raise
+        got = (f"{type(value).__name__} of length {len(value)}"
+               if isinstance(value, (tuple, list)) else describe(value))
+        raise fail(component, arg, f"must have the structure of the {what}, "
+                   f"{tree.map(lambda s: s.shape, spec)!r} (shapes)", got) from None
+
+
 def output_like(component: str, dy: Any, y: Any) -> None:
-    """Check that the cotangent ``dy`` has the structure and shapes of ``y``."""
-    if isinstance(y, np.ndarray):
-        if not isinstance(dy, np.ndarray):
-            raise TypeError(f"{component}: dy must be an array shaped like the output "
-                            f"{y.shape}; got {type(dy).__name__}")
-        if dy.shape != y.shape:
-            raise fail(component, "dy", f"must have the output's shape {y.shape}", dy.shape)
-        return
-    tree.assert_same_structure(y, dy, (f"{component} output", "dy"), shapes=True)
+    """Check that the cotangent ``dy`` has the structure, shapes and dtypes of ``y``."""
+    check_like(component, "dy", dy, like(y))
 
 
 def from_forward_backward(name: str, init: InitFn, forward: Forward, backward: Backward,
@@ -197,11 +237,22 @@ def from_forward_backward(name: str, init: InitFn, forward: Forward, backward: B
     def layer_vjp(params: Any, x: Any, *, key: Key | None = None,
                   train: bool = False) -> tuple[Any, Pullback]:
         y, res = forward(params, x, key, train)
+        if type(y) is np.ndarray:  # the cotangent's check, inline: this runs per layer per step
+            shape, dtype = y.shape, y.dtype
 
-        def pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
+            def pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
+                if not (type(dy) is np.ndarray and dy.shape == shape and dy.dtype == dtype):
+                    check_like(name, "dy", dy, Like(shape, dtype))
+                return backward(params, res, dy, need_dx)
+
+            return y, pullback
+        spec = like(y)
+
+        def tree_pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
+            check_like(name, "dy", dy, spec)
             return backward(params, res, dy, need_dx)
 
-        return y, pullback
+        return y, tree_pullback
 
     return Layer(init, apply, grad, layer_vjp, name, children)
 
@@ -213,6 +264,10 @@ def vjp(layer: Layer, params: PyTree, x: Input, *, key: Key | None = None,
     Uses ``layer.vjp`` when present; otherwise ``y = layer.apply(...)`` and
     ``pullback(dy) = layer.grad(params, x, dy, ...)``. A stateful layer
     refuses this call (it needs its state): use :func:`vjp_with_state`.
+    Built-in layers' pullbacks check that ``dy`` has the output's structure,
+    shapes and dtypes (a ``float64``, integer or complex ``dy`` into a float32
+    model is a ``TypeError``, a wrong shape a ``ValueError``, each naming the
+    layer).
     """
     if layer.init_with_state is not None:
         _require_state(layer.name, NO_STATE)

@@ -23,19 +23,31 @@ class DenseParams(NamedTuple):
     b: FloatArray | None
 
 
-def _dense_params(name: str, params: Any, use_bias: bool) -> DenseParams:
-    """``params`` as :class:`DenseParams`: accepts a plain ``(w, b)`` tuple (as
-    ``nnfunc.io.load`` returns without ``like=``); anything else is a clear
-    ``TypeError``."""
-    if type(params) is tuple and len(params) == 2:
-        w, b = params
-        if isinstance(w, np.ndarray) and w.ndim == 2 and (
-                (use_bias and isinstance(b, np.ndarray) and b.shape == w.shape[1:])
-                or (not use_bias and b is None)):
-            return DenseParams(w, b)
+def _dense_params(name: str, params: Any, use_bias: bool, d_out: int) -> DenseParams:
+    """``params`` as :class:`DenseParams`, checked: a kernel ``(d_in, d_out)`` of a
+    floating dtype and a bias ``(d_out,)`` of the same dtype (or ``None`` without
+    bias). Accepts a plain ``(w, b)`` tuple (as ``nnfunc.io.load`` returns without
+    ``like=``); anything else is a clear error naming the field."""
     expected = "(w (d_in, d_out), b (d_out,))" if use_bias else "(w (d_in, d_out), None)"
-    raise type_fail(name, "params", f"must be DenseParams{expected} as init returns",
-                    describe(params))
+    if not (isinstance(params, tuple) and len(params) == 2
+            and (type(params) is tuple or type(params) is DenseParams)):
+        raise type_fail(name, "params", f"must be DenseParams{expected} as init returns",
+                        describe(params))
+    w, b = params
+    if not (isinstance(w, np.ndarray) and w.dtype.kind == "f"):
+        raise type_fail(name, "params.w", "must be a floating-point array", describe(w))
+    if w.ndim != 2 or w.shape[1] != d_out:
+        raise fail(name, "params.w", f"must have shape (d_in, {d_out})", f"shape {w.shape}")
+    if not use_bias:
+        if b is not None:
+            raise type_fail(name, "params.b", "must be None (the layer has use_bias=False)",
+                            describe(b))
+    elif not (isinstance(b, np.ndarray) and b.dtype == w.dtype):
+        raise type_fail(name, "params.b", f"must be an array of the kernel's dtype {w.dtype}",
+                        describe(b))
+    elif b.shape != (d_out,):
+        raise fail(name, "params.b", f"must have shape ({d_out},)", f"shape {b.shape}")
+    return DenseParams(w, b)
 
 
 def _rows_input(name: str, x: Any, w: FloatArray) -> Array:
@@ -72,8 +84,9 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
 
     Raises:
         ValueError: ``apply``/``grad`` with ``x`` whose last axis is not
-            ``d_in``, or with no feature axis.
-        TypeError: ``x`` not a float array of the params' dtype.
+            ``d_in``, or with no feature axis, or params of the wrong shapes.
+        TypeError: ``x`` not a float array of the params' dtype; params that
+            are not ``DenseParams`` of float arrays of one dtype.
 
     >>> import numpy as np
     >>> from nnfunc import random
@@ -100,9 +113,13 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
         return (*shape[:-1], d_out), DenseParams(w, b)
 
     def forward(params: DenseParams, x: Any, key: Key | None, train: bool) -> tuple[Array, Array]:
-        if type(params) is not DenseParams:
-            params = _dense_params(name, params, use_bias)
-        w = params.w
+        w, b = params if type(params) is DenseParams else (None, None)
+        if not (type(w) is np.ndarray and w.ndim == 2 and w.shape[1] == d_out  # inline: per step
+                and w.dtype.kind == "f"
+                and (type(b) is np.ndarray and b.dtype is w.dtype and b.ndim == 1
+                     and b.shape[0] == d_out if use_bias else b is None)):
+            params = _dense_params(name, params, use_bias, d_out)
+            w = params.w
         if not (type(x) is np.ndarray and x.dtype is w.dtype and x.dtype.kind == "f"
                 and x.ndim == 2 and x.shape[1] == w.shape[0]):  # the common case, inline
             x = _rows_input(name, x, w)
