@@ -1,0 +1,131 @@
+"""Layers check their params and their cotangents: shape, dtype and structure of ``dy``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+import nnfunc as nf
+from nnfunc import random
+from nnfunc.layers import DenseParams, dense
+
+X = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(2, 3)
+
+ACTIVATIONS = [nf.relu, nf.sigmoid, nf.tanh, nf.softmax, nf.log_softmax, nf.gelu, nf.softplus,
+               nf.linear, nf.leaky_relu(0.1), nf.elu(), nf.identity, nf.flatten,
+               nf.dropout(0.5), nf.reshape((3,))]
+
+
+def _both_ways(layer: Any, params: Any, x: Any, dy: Any, **kw: Any) -> list[Any]:
+    """The pullback of ``vjp`` and ``grad``: both must check ``dy``."""
+    _, pullback = nf.vjp(layer, params, x, **kw)
+    return [lambda: pullback(dy), lambda: layer.grad(params, x, dy, **kw)]
+
+
+@pytest.mark.parametrize("layer", ACTIVATIONS, ids=lambda layer: layer.name)
+@pytest.mark.parametrize(("dy", "error", "message"), [
+    (np.ones((2, 1), np.float32), ValueError, r"dy must have the output's shape \(2, 3\); got "
+                                              r"\(2, 1\)"),
+    (np.ones((2, 3)), TypeError, r"dy must have the output's dtype float32; got dtype float64"),
+    (np.ones((2, 3), np.int64), TypeError, r"dy must have the output's dtype float32; got dtype "
+                                           r"int64"),
+    (np.ones((2, 3), np.complex64), TypeError, r"dy must have the output's dtype float32; got "
+                                               r"dtype complex64"),
+    ([[1.0] * 3] * 2, TypeError, r"dy must be an array shaped like the output, array of shape "
+                                 r"\(2, 3\) and dtype float32; got list"),
+])
+def test_activations_check_their_cotangent(layer: Any, dy: Any, error: type,
+                                           message: str) -> None:
+    kw = {"key": random.key(0), "train": True}
+    for call in _both_ways(layer, (), X, dy, **kw):
+        with pytest.raises(error, match=rf"{re.escape(layer.name)}: {message}"):
+            call()
+
+
+@pytest.fixture
+def dense_params() -> DenseParams:
+    return dense(3).init(random.key(0), (4,))[1]
+
+
+@pytest.mark.parametrize(("dy", "error", "message"), [
+    (np.ones((2, 2), np.float32), ValueError, r"dy must have the output's shape \(2, 3\)"),
+    (np.ones((2, 3)), TypeError, r"dy must have the output's dtype float32; got dtype float64"),
+    (np.ones((2, 3), complex), TypeError, r"dy must have the output's dtype float32"),
+])
+def test_dense_checks_its_cotangent(dense_params: DenseParams, dy: Any, error: type,
+                                    message: str) -> None:
+    for call in _both_ways(dense(3), dense_params, np.ones((2, 4), np.float32), dy):
+        with pytest.raises(error, match=r"dense\(3\): " + message):
+            call()
+
+
+KEEP = object()  # the params' own kernel or bias
+
+
+@pytest.mark.parametrize(("w", "b", "error", "message"), [
+    (KEEP, np.zeros(5, np.float32), ValueError, r"params\.b must have shape \(3,\); got shape "
+                                                r"\(5,\)"),
+    (KEEP, np.zeros(5), TypeError, r"params\.b must be an array of the kernel's dtype float32; "
+                                   r"got array of shape \(5,\) and dtype float64"),
+    (KEEP, np.zeros((1, 3), np.float32), ValueError, r"params\.b must have shape \(3,\)"),
+    (KEEP, None, TypeError, r"params\.b must be an array of the kernel's dtype float32; got "
+                            r"NoneType None"),
+    (np.zeros(4, np.float32), KEEP, ValueError, r"params\.w must have shape \(d_in, 3\); got "
+                                                r"shape \(4,\)"),
+    (np.zeros((4, 5), np.float32), np.zeros(5, np.float32), ValueError,
+     r"params\.w must have shape \(d_in, 3\); got shape \(4, 5\)"),
+    (np.zeros((4, 3), np.int64), KEEP, TypeError, r"params\.w must be a floating-point array"),
+    ([[0.0] * 3] * 4, KEEP, TypeError, r"params\.w must be a floating-point array; got list"),
+])
+def test_dense_checks_its_params(dense_params: DenseParams, w: Any, b: Any, error: type,
+                                 message: str) -> None:
+    params = DenseParams(dense_params.w if w is KEEP else w, dense_params.b if b is KEEP else b)
+    x = np.ones((2, 4), np.float32)
+    with pytest.raises(error, match=r"dense\(3\): " + message):
+        dense(3).apply(params, x)
+    with pytest.raises(error, match=r"dense\(3\): " + message):
+        dense(3).apply(tuple(params), x)  # a plain tuple is checked the same way
+
+
+def test_dense_without_bias_refuses_a_bias(dense_params: DenseParams) -> None:
+    with pytest.raises(TypeError, match=r"dense\(3\): params\.b must be None \(the layer has "
+                                        r"use_bias=False\)"):
+        dense(3, use_bias=False).apply(dense_params, np.ones((2, 4), np.float32))
+
+
+@pytest.mark.parametrize(("make", "params", "x", "dy", "message"), [
+    (lambda: nf.parallel(dense(3), dense(2)), None, (np.ones((2, 4), np.float32),) * 2,
+     (np.ones((2, 3), np.float32),),
+     r"parallel: dy must have the structure of the output, \(\(2, 3\), \(2, 2\)\) \(shapes\); "
+     r"got tuple of length 1"),
+    (lambda: nf.parallel(dense(3), dense(2)), None, (np.ones((2, 4), np.float32),) * 2,
+     np.ones((2, 3), np.float32), r"parallel: dy must have the structure of the output"),
+    (lambda: nf.fanout(2), (), np.ones((2, 4), np.float32),
+     (np.ones((2, 4), np.float32), np.ones((2, 3), np.float32)),
+     r"fanout\(2\): dy\[1\] must have the output's shape \(2, 4\); got \(2, 3\)"),
+    (lambda: nf.fanout(2), (), np.ones((2, 4), np.float32), (np.ones((2, 4), np.float32),),
+     r"fanout\(2\): dy must have the structure of the output"),
+    (lambda: nf.fanout(2), (), np.ones((2, 4), np.float32),
+     (np.ones((2, 4), np.float32), np.ones((2, 4))),
+     r"fanout\(2\): dy\[1\] must have the output's dtype float32; got dtype float64"),
+    (lambda: nf.fanin_concat(), (), (np.ones((2, 4), np.float32),) * 2,
+     np.ones((2, 5), np.float32), r"fanin_concat\(-1\): dy must have the output's shape \(2, 8\)"),
+    (lambda: nf.fanin_sum, (), (np.ones((2, 4), np.float32),) * 2,
+     np.ones((2, 5), np.float32), r"fanin_sum: dy must have the output's shape \(2, 4\)"),
+    (lambda: nf.residual(dense(4)), None, np.ones((2, 4), np.float32),
+     np.ones((2, 4), np.float16), r"residual\(dense\(4\)\): dy must have the output's dtype"),
+    (lambda: nf.serial(dense(3), nf.relu), None, np.ones((2, 4), np.float32),
+     np.ones((2, 5), np.float32), r"serial: dy must have the output's shape \(2, 3\)"),
+])
+def test_combinators_check_their_cotangent(make: Any, params: Any, x: Any, dy: Any,
+                                           message: str) -> None:
+    layer = make()
+    if params is None:
+        in_shape = tuple(a.shape[1:] for a in x) if isinstance(x, tuple) else x.shape[1:]
+        params = layer.init(random.key(0), in_shape)[1]
+    for call in _both_ways(layer, params, x, dy):
+        with pytest.raises((ValueError, TypeError), match=message):
+            call()
