@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from nnfunc._validate import finite_float
-from nnfunc.layer import Layer, batch_array, from_forward_backward
+from nnfunc.layer import Layer, batch_array, from_forward_backward, no_params
 from nnfunc.typing import Array, Key, ShapeTree
 
 __all__ = ["elu", "gelu", "leaky_relu", "linear", "log_softmax", "relu", "sigmoid",
@@ -36,6 +36,8 @@ def _elementwise(name: str, fwd: Callable[[Array], tuple[Array, Any]],
         return in_shape, ()
 
     def forward(params: tuple[()], x: Any, key: Key | None, train: bool) -> tuple[Array, Any]:
+        if not (type(params) is tuple and not params):
+            raise no_params(name, params)
         if not (type(x) is np.ndarray and x.dtype.kind == "f" and x.ndim):  # inline: per step
             x = batch_array(name, x)
         return fwd(x)

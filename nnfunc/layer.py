@@ -55,8 +55,8 @@ from nnfunc.typing import Array, Input, Key, PyTree, Shape, ShapeTree
 
 __all__ = ["NO_STATE", "Backward", "Forward", "Layer", "Like", "Pullback", "StatefulForward",
            "apply_with_state", "batch_array", "check_like", "from_forward_backward",
-           "is_stateful", "like", "output_like", "stateful_from_forward_backward", "vjp",
-           "vjp_with_state"]
+           "is_stateful", "like", "no_params", "output_like", "stateful_from_forward_backward",
+           "vjp", "vjp_with_state"]
 
 
 class InitFn(Protocol):
@@ -201,6 +201,12 @@ def check_like(component: str, arg: str, value: Any, spec: Any, what: str = "out
                    f"{tree.map(lambda s: s.shape, spec)!r} (shapes)", got) from None
 
 
+def no_params(component: str, params: Any) -> TypeError:
+    """The error for params given to a layer that has none (raise the result)."""
+    return type_fail(component, "params", "must be () (the layer has no params)",
+                     describe(params))
+
+
 def output_like(component: str, dy: Any, y: Any) -> None:
     """Check that the cotangent ``dy`` has the structure, shapes and dtypes of ``y``."""
     check_like(component, "dy", dy, like(y))
@@ -269,6 +275,8 @@ def vjp(layer: Layer, params: PyTree, x: Input, *, key: Key | None = None,
     model is a ``TypeError``, a wrong shape a ``ValueError``, each naming the
     layer).
     """
+    if not isinstance(layer, Layer):
+        raise type_fail("vjp", "layer", "must be an nnfunc Layer", describe(layer))
     if layer.init_with_state is not None:
         _require_state(layer.name, NO_STATE)
     if layer.vjp is not None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nnfunc._validate import describe, fail, type_fail
+from nnfunc._validate import describe, fail, finite_float, non_negative_int, type_fail
 from nnfunc.typing import Array, Key, Shape
 
 __all__ = ["bernoulli", "check_key", "fold_in", "generator", "key", "normal",
@@ -87,19 +87,22 @@ def generator(k: Key, component: str = "random.generator") -> np.random.Generato
 
 
 def _shape(shape: Any, component: str) -> Shape:
-    if isinstance(shape, (int, np.integer)):
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (shape,)
-    try:
-        out = tuple(int(s) for s in shape)
-    except TypeError:
-        raise type_fail(component, "shape", "must be a tuple of ints", describe(shape)) from None
+    if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape):
+        raise type_fail(component, "shape", "must be a tuple of ints", describe(shape))
+    out = tuple(int(s) for s in shape)
     if any(s < 0 for s in out):
         raise fail(component, "shape", "must have no negative sizes", out)
     return out
 
 
 def _float_dtype(dtype: Any, component: str) -> np.dtype[Any]:
-    dt: np.dtype[Any] = np.dtype(dtype)
+    try:
+        dt: np.dtype[Any] = np.dtype(dtype)
+    except TypeError:
+        raise type_fail(component, "dtype", "must be float32 or float64", repr(dtype)) from None
     if dt not in (np.float32, np.float64):
         raise fail(component, "dtype", "must be float32 or float64", dt)
     return dt
@@ -110,6 +113,8 @@ def uniform(k: Key, shape: Shape | int = (), dtype: Any = np.float32,
     """Uniform draws on ``[low, high)`` of the given shape and dtype."""
     shape = _shape(shape, "random.uniform")
     dt = _float_dtype(dtype, "random.uniform")
+    low = finite_float(low, "random.uniform", "low")
+    high = finite_float(high, "random.uniform", "high", lo=low)
     u = generator(k, "random.uniform").random(shape, dtype=dt)
     if low != 0.0 or high != 1.0:
         u *= dt.type(high - low)
@@ -122,6 +127,8 @@ def normal(k: Key, shape: Shape | int = (), dtype: Any = np.float32,
     """Normal draws ``N(mean, std²)`` of the given shape and dtype."""
     shape = _shape(shape, "random.normal")
     dt = _float_dtype(dtype, "random.normal")
+    mean = finite_float(mean, "random.normal", "mean")
+    std = finite_float(std, "random.normal", "std", lo=0.0)
     z = generator(k, "random.normal").standard_normal(shape, dtype=dt)
     if std != 1.0:
         z *= dt.type(std)
@@ -133,8 +140,7 @@ def normal(k: Key, shape: Shape | int = (), dtype: Any = np.float32,
 def bernoulli(k: Key, p: float, shape: Shape | int = ()) -> npt.NDArray[np.bool_]:
     """Boolean draws that are ``True`` with probability ``p``."""
     shape = _shape(shape, "random.bernoulli")
-    if not 0.0 <= float(p) <= 1.0:
-        raise fail("random.bernoulli", "p", "must be in [0, 1]", p)
+    p = finite_float(p, "random.bernoulli", "p", lo=0.0, hi=1.0)
     # float32 draws are uniform on a 2^-24 grid, fine for a probability
     draws: Array = generator(k, "random.bernoulli").random(shape, dtype=np.float32)
     mask: npt.NDArray[np.bool_] = draws < np.float32(p)
@@ -142,5 +148,6 @@ def bernoulli(k: Key, p: float, shape: Shape | int = ()) -> npt.NDArray[np.bool_
 
 
 def permutation(k: Key, n: int) -> npt.NDArray[np.intp]:
-    """A random permutation of ``range(n)``."""
-    return generator(k, "random.permutation").permutation(int(n)).astype(np.intp)
+    """A random permutation of ``range(n)`` (``n`` an int >= 0)."""
+    n = non_negative_int(n, "random.permutation", "n")
+    return generator(k, "random.permutation").permutation(n).astype(np.intp)

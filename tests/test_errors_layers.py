@@ -129,3 +129,46 @@ def test_combinators_check_their_cotangent(make: Any, params: Any, x: Any, dy: A
     for call in _both_ways(layer, params, x, dy):
         with pytest.raises((ValueError, TypeError), match=message):
             call()
+
+
+@pytest.mark.parametrize("layer", [nf.relu, nf.gelu, nf.leaky_relu(0.2), nf.dropout(0.3),
+                                   nf.flatten, nf.reshape((3,))], ids=lambda layer: layer.name)
+@pytest.mark.parametrize("params", [(1,), np.ones(2), {"w": 1}, None])
+def test_parameter_free_layers_refuse_params(layer: Any, params: Any) -> None:
+    with pytest.raises(TypeError, match=rf"{re.escape(layer.name)}: params must be \(\) \(the "
+                                        r"layer has no params\); got"):
+        layer.apply(params, X)
+
+
+def test_factories_check_their_arguments() -> None:
+    with pytest.raises(TypeError, match=r"reshape: shape must be a tuple of ints \(batch axis "
+                                        r"excluded\); got int 4"):
+        nf.reshape(4)  # type: ignore[arg-type]
+    assert nf.reshape([3]).init(random.key(0), (3,))[0] == (3,)  # a list is a shape too
+    with pytest.raises(TypeError, match=r"dense: use_bias must be a bool \(True or False\); got "
+                                        r"str 'no'"):
+        dense(3, use_bias="no")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"vjp: layer must be an nnfunc Layer; got int 3"):
+        nf.vjp(3, (), X)  # type: ignore[arg-type]
+
+
+def test_random_draws_check_their_arguments() -> None:
+    k = random.key(0)
+    with pytest.raises(TypeError, match=r"random\.normal: shape must be a tuple of ints; got str"):
+        random.normal(k, "ab")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"random\.uniform: shape must be a tuple of ints"):
+        random.uniform(k, (2.5,))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"random\.normal: dtype must be float32 or float64; got "
+                                        r"'blah'"):
+        random.normal(k, 2, "blah")
+    with pytest.raises(TypeError, match=r"random\.normal: std must be a real number; got str"):
+        random.normal(k, 2, std="x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"random\.uniform: high must be finite and in \[1.0, "):
+        random.uniform(k, 2, low=1.0, high=0.0)
+    with pytest.raises(ValueError, match=r"random\.permutation: n must be >= 0; got -1"):
+        random.permutation(k, -1)
+    with pytest.raises(TypeError, match=r"random\.permutation: n must be an int >= 0; got float"):
+        random.permutation(k, 2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"random\.bernoulli: p must be finite and in \[0.0, "
+                                         r"1.0\]; got nan"):
+        random.bernoulli(k, float("nan"), 2)

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nnfunc import random
-from nnfunc._validate import describe, fail, positive_int, type_fail
+from nnfunc._validate import describe, fail, flag, positive_int, type_fail
 from nnfunc.initializers import Initializer, check_initializer, glorot_uniform, zeros
 from nnfunc.layer import Layer, batch_array, from_forward_backward
 from nnfunc.layers._shapes import feature_shape
@@ -99,6 +99,7 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
     (2, 5, 3)
     """
     d_out = positive_int(d_out, "dense", "d_out")
+    use_bias = flag(use_bias, "dense", "use_bias")
     check_initializer(w_init, "dense", "w_init")
     check_initializer(b_init, "dense", "b_init")
     name = f"dense({d_out})"

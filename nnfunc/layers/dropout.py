@@ -6,7 +6,7 @@ from typing import Any
 
 from nnfunc import random
 from nnfunc._validate import fail, finite_float
-from nnfunc.layer import Layer, batch_array, from_forward_backward
+from nnfunc.layer import Layer, batch_array, from_forward_backward, no_params
 from nnfunc.layers._shapes import feature_shape
 from nnfunc.typing import Array, Key, Shape, ShapeTree
 
@@ -45,6 +45,8 @@ def dropout(rate: float) -> Layer:
 
     def forward(params: tuple[()], x: Any, key: Key | None,
                 train: bool) -> tuple[Array, Array | None]:
+        if not (type(params) is tuple and not params):
+            raise no_params(name, params)
         x = batch_array(name, x)
         if not train or rate == 0.0:
             return x, None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nnfunc._validate import fail
-from nnfunc.layer import Layer, batch_array, from_forward_backward
+from nnfunc._validate import describe, fail, type_fail
+from nnfunc.layer import Layer, batch_array, from_forward_backward, no_params
 from nnfunc.layers._shapes import feature_shape
 from nnfunc.typing import Array, Key, Shape, ShapeTree
 
@@ -21,6 +21,8 @@ def _reshape_layer(name: str, target: Any) -> Layer:
 
     def forward(params: tuple[()], x: Any, key: Key | None,
                 train: bool) -> tuple[Array, Shape]:
+        if not (type(params) is tuple and not params):
+            raise no_params(name, params)
         x = batch_array(name, x)
         out = target(x.shape[1:])
         return x.reshape((x.shape[0], *out)), x.shape
@@ -53,6 +55,9 @@ def reshape(shape: Shape) -> Layer:
     >>> reshape((2, 2)).apply((), np.zeros((3, 4))).shape
     (3, 2, 2)
     """
+    if not isinstance(shape, (tuple, list)):
+        raise type_fail("reshape", "shape", "must be a tuple of ints (batch axis excluded)",
+                        describe(shape))
     target = feature_shape("reshape", tuple(shape))
     name = f"reshape({target})"
 
