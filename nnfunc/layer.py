@@ -182,6 +182,9 @@ def check_like(component: str, arg: str, value: Any, spec: Any, what: str = "out
     if isinstance(spec, Like):
         if type(value) is np.ndarray and value.shape == spec.shape and value.dtype == spec.dtype:
             return
+        if spec.shape == () and isinstance(value, (int, float, np.generic)) and not isinstance(
+                value, bool) and np.asarray(value).dtype == spec.dtype:
+            return  # a scalar leaf (params may hold Python or NumPy scalars)
         if not isinstance(value, np.ndarray):
             raise type_fail(component, arg, f"must be an array shaped like the {what}, "
                             f"{spec!r}", describe(value))
@@ -263,6 +266,10 @@ def from_forward_backward(name: str, init: InitFn, forward: Forward, backward: B
     return Layer(init, apply, grad, layer_vjp, name, children)
 
 
+def _any_float(x: Any) -> bool:
+    return any(np.asarray(a).dtype.kind == "f" for a in tree.leaves(x))
+
+
 def vjp(layer: Layer, params: PyTree, x: Input, *, key: Key | None = None,
         train: bool = False) -> tuple[Any, Pullback]:
     """``(y, pullback)`` for any layer, built-in or user-made.
@@ -282,9 +289,20 @@ def vjp(layer: Layer, params: PyTree, x: Input, *, key: Key | None = None,
     if layer.vjp is not None:
         return layer.vjp(params, x, key=key, train=train)
     y = layer.apply(params, x, key=key, train=train)
+    y_like, x_like, p_like = like(y), like(x), like(params)
 
     def pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
-        return layer.grad(params, x, dy, key=key, train=train)
+        check_like(layer.name, "dy", dy, y_like)
+        got = layer.grad(params, x, dy, key=key, train=train)
+        # a user's grad is checked here, so that a wrong dx is blamed on its layer,
+        # not on the layer before it (whose pullback would receive it as dy)
+        if not (isinstance(got, tuple) and len(got) == 2):
+            raise type_fail(layer.name, "grad's result", "must be a pair (dparams, dx)",
+                            describe(got))
+        check_like(layer.name, "grad's dparams", got[0], p_like, "params")
+        if need_dx and not (got[1] is None and not _any_float(x)):  # no dx for integer ids
+            check_like(layer.name, "grad's dx", got[1], x_like, "input x")
+        return got
 
     return y, pullback
 

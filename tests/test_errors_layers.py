@@ -172,3 +172,42 @@ def test_random_draws_check_their_arguments() -> None:
     with pytest.raises(ValueError, match=r"random\.bernoulli: p must be finite and in \[0.0, "
                                          r"1.0\]; got nan"):
         random.bernoulli(k, float("nan"), 2)
+
+
+def _user_layer(name: str, grad: Any) -> nf.Layer:
+    """A user's layer ``y = x`` whose ``grad`` is given (to test what nnfunc catches)."""
+    return nf.Layer(lambda key, shape: (shape, ()), lambda p, x, *, key=None, train=False: x,
+                    lambda p, x, dy, *, key=None, train=False: grad(dy), name=name)
+
+
+@pytest.mark.parametrize(("grad", "error", "message"), [
+    (lambda dy: ((), dy[:, :2]), ValueError,
+     r"mine: grad's dx must have the input x's shape \(2, 3\); got \(2, 2\)"),
+    (lambda dy: ((), dy.astype(np.float64)), TypeError,
+     r"mine: grad's dx must have the input x's dtype float32; got dtype float64"),
+    (lambda dy: ((np.ones(3),), dy), ValueError,
+     r"mine: grad's dparams must have the structure of the params, \(\) \(shapes\); got tuple "
+     r"of length 1"),
+    (lambda dy: (), TypeError, r"mine: grad's result must be a pair \(dparams, dx\); got tuple"),
+    (lambda dy: ((), dy.tolist()), TypeError,
+     r"mine: grad's dx must be an array shaped like the input x"),
+])
+def test_a_user_layers_wrong_grad_is_blamed_on_it(grad: Any, error: type, message: str) -> None:
+    # inside serial, after a dense layer: the dense layer's kernel grad would be wrongly
+    # shaped (or typed), and only the optimizer would notice, blaming dense
+    model = nf.serial(dense(3), _user_layer("mine", grad))
+    _, params = model.init(random.key(0), (4,))
+    f = nf.value_and_grad(model, nf.mse)
+    with pytest.raises(error, match=message):
+        f(params, np.ones((2, 4), np.float32), np.zeros((2, 3), np.float32))
+
+
+def test_a_correct_user_layer_inside_serial_still_works() -> None:
+    double = _user_layer("double_grad", lambda dy: ((), 2 * dy))
+    model = nf.serial(dense(3), double)
+    _, params = model.init(random.key(0), (4,))
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+    _, grads = nf.value_and_grad(model, nf.mse)(params, x, np.zeros((2, 3), np.float32))
+    # the user's grad doubles dy: dW = xᵀ (2 dy), with dy = 2 (y - 0) / N, N = 6
+    y = x @ params[0].w + params[0].b
+    np.testing.assert_allclose(grads[0].w, x.T @ (2 * (2 * y / 6)), rtol=1e-5)
