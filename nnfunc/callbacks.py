@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from nnfunc import optim
-from nnfunc._validate import describe, fail, finite_float, positive_int, type_fail
+from nnfunc._validate import describe, fail, finite_float, flag, positive_int, type_fail
 from nnfunc.typing import PyTree
 
 __all__ = ["Callback", "Decision", "EpochInfo", "as_callback", "checkpoint", "early_stopping",
@@ -90,14 +90,24 @@ def _monitored(component: str, monitor: str, logs: dict[str, float]) -> float:
     return logs[monitor]
 
 
-def _better(mode: str, monitor: str) -> Callable[[float, float, float], bool]:
+def _monitor(component: str, monitor: Any) -> str:
+    if not isinstance(monitor, str):
+        raise type_fail(component, "monitor", "must be a str (a history key such as "
+                        "'val_loss')", describe(monitor))
+    return monitor
+
+
+def _better(mode: str, monitor: str,
+            component: str = "callbacks") -> Callable[[float, float, float], bool]:
+    if not isinstance(mode, str):
+        raise type_fail(component, "mode", "must be 'min', 'max' or 'auto'", describe(mode))
     if mode == "auto":
         mode = "max" if any(s in monitor for s in ("acc", "r2")) else "min"
     if mode == "min":
         return lambda new, best, delta: new < best - delta
     if mode == "max":
         return lambda new, best, delta: new > best + delta
-    raise fail("callbacks", "mode", "must be 'min', 'max' or 'auto'", repr(mode))
+    raise fail(component, "mode", "must be 'min', 'max' or 'auto'", repr(mode))
 
 
 class _Best(NamedTuple):
@@ -122,9 +132,11 @@ def early_stopping(monitor: str = "val_loss", *, patience: int = 5, min_delta: f
         ValueError: bad ``patience``/``min_delta``/``mode``; at the first
             epoch, a ``monitor`` that is not logged.
     """
+    monitor = _monitor("early_stopping", monitor)
     patience = positive_int(patience, "early_stopping", "patience")
     delta = finite_float(min_delta, "early_stopping", "min_delta", lo=0.0)
-    better = _better(mode, monitor)
+    restore_best = flag(restore_best, "early_stopping", "restore_best")
+    better = _better(mode, monitor, "early_stopping")
 
     def init() -> _Best | None:
         return None
@@ -164,6 +176,7 @@ def reduce_lr_on_plateau(monitor: str = "val_loss", *, factor: float = 0.1, pati
     Raises:
         ValueError: ``factor`` outside (0, 1), bad ``patience``/``min_delta``/``min_lr``.
     """
+    monitor = _monitor("reduce_lr_on_plateau", monitor)
     f = finite_float(factor, "reduce_lr_on_plateau", "factor", lo=0.0, hi=1.0, lo_open=True,
                      hi_open=True)
     patience = positive_int(patience, "reduce_lr_on_plateau", "patience")
@@ -171,7 +184,7 @@ def reduce_lr_on_plateau(monitor: str = "val_loss", *, factor: float = 0.1, pati
     floor = finite_float(min_lr, "reduce_lr_on_plateau", "min_lr", lo=0.0)
     if isinstance(cooldown, bool) or not isinstance(cooldown, int) or cooldown < 0:
         raise fail("reduce_lr_on_plateau", "cooldown", "must be an int >= 0", cooldown)
-    better = _better(mode, monitor)
+    better = _better(mode, monitor, "reduce_lr_on_plateau")
 
     def on_epoch_end(state: _Plateau | None,
                      info: EpochInfo) -> tuple[_Plateau, Decision | None]:
@@ -194,6 +207,7 @@ def reduce_lr_on_plateau(monitor: str = "val_loss", *, factor: float = 0.1, pati
 
 def terminate_on_nan(monitor: str = "loss") -> Callback:
     """Stop training as soon as ``monitor`` is NaN or infinite."""
+    monitor = _monitor("terminate_on_nan", monitor)
 
     def on_epoch_end(state: None, info: EpochInfo) -> tuple[None, Decision | None]:
         value = _monitored("terminate_on_nan", monitor, info.logs)
@@ -213,6 +227,8 @@ def checkpoint(path: str | os.PathLike[str], *, every: int = 1) -> Callback:
     the same key: the run continues bit-identically.
     """
     every = positive_int(every, "checkpoint", "every")
+    if not isinstance(path, (str, os.PathLike)):
+        raise type_fail("checkpoint", "path", "must be a str or os.PathLike", describe(path))
 
     def save(info: EpochInfo) -> None:
         from nnfunc import io  # on use: fit needs the checkpoint module only to save

@@ -59,6 +59,8 @@ __all__ = ["fanin_concat", "fanin_sum", "fanout", "identity", "parallel", "resid
 
 
 def _check_layers(name: str, layers: tuple[Any, ...]) -> tuple[Layer, ...]:
+    if not layers:
+        raise fail(name, "layers", "must be at least one layer", "none")
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
             hint = " (did you forget to call a factory, e.g. dense(10)?)" if callable(layer) else ""
@@ -70,6 +72,11 @@ def _check_layers(name: str, layers: tuple[Any, ...]) -> tuple[Layer, ...]:
 def _keys(key: Key | None, n: int, name: str) -> list[Key | None]:
     if key is None or n == 0:
         return [None] * n
+    return list(random.split(random.check_key(key, name), n))
+
+
+def _init_keys(key: Key, n: int, name: str) -> list[Key]:
+    """The children's keys for ``init``, which needs one."""
     return list(random.split(random.check_key(key, name), n))
 
 
@@ -132,6 +139,9 @@ def _combinator(name: str, init_with_state: Any, forward: Any, backward: Any,
 
 
 def _tuple_input(name: str, x: Any, n: int | None = None) -> tuple[Any, ...]:
+    if isinstance(x, tuple) and not x and n is None:
+        raise fail(name, "x", "must be a non-empty tuple of arrays (e.g. from fanout)",
+                   "an empty tuple")
     if not isinstance(x, tuple) or (n is not None and len(x) != n):
         want = f"a tuple of {n} arrays" if n is not None else "a tuple of arrays"
         got = f"a tuple of length {len(x)}" if isinstance(x, tuple) else describe(x)
@@ -165,11 +175,9 @@ def serial(*layers: Layer) -> Layer:
     stateful = tuple(c.init_with_state is not None for c in children)
 
     def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, tuple[Any, ...], tuple[Any, ...]]:
-        keys = _keys(key, n, name)
         params, states = [], []
         shape = in_shape
-        for i, (layer, k) in enumerate(zip(children, keys)):
-            assert k is not None
+        for i, (layer, k) in enumerate(zip(children, _init_keys(key, n, name))):
             shape, p, st = _init_child(name, i, layer, k, shape)
             params.append(p)
             states.append(st)
@@ -241,8 +249,7 @@ def parallel(*layers: Layer) -> Layer:
             raise fail(name, "in_shape", f"must be a tuple of {n} shapes (one per branch)",
                        in_shape)
         outs, params, states = [], [], []
-        for i, (layer, k, s) in enumerate(zip(children, _keys(key, n, name), in_shape)):
-            assert k is not None
+        for i, (layer, k, s) in enumerate(zip(children, _init_keys(key, n, name), in_shape)):
             o, p, st = _init_child(name, i, layer, k, s)
             outs.append(o)
             params.append(p)

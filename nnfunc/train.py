@@ -29,17 +29,25 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from nnfunc import random, tree
-from nnfunc._validate import describe, fail, positive_int, type_fail
+from nnfunc._validate import (
+    describe,
+    fail,
+    finite_float,
+    flag,
+    non_negative_int,
+    positive_int,
+    type_fail,
+)
 from nnfunc.callbacks import Callback, Decision, EpochInfo, as_callback
 from nnfunc.layer import Layer, apply_with_state, is_stateful, vjp, vjp_with_state
 from nnfunc.losses import Loss
-from nnfunc.optim.base import update_fn
+from nnfunc.optim.base import replace_params, state_params, update_fn
 from nnfunc.progress import Progress
 from nnfunc.typing import Array, Input, Key, PyTree
 
@@ -128,6 +136,7 @@ def value_and_grad(model: Layer, loss: Loss, *, train: bool = True) -> ValueAndG
     (dtype('float32'), (4, 16))
     """
     _check_model_and_loss("value_and_grad", model, loss)
+    train = flag(train, "value_and_grad", "train")
     if is_stateful(model):
         def f_state(params: PyTree, model_state: PyTree, x: Input, y: Any, *,
                     key: Key | None = None,
@@ -221,7 +230,7 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, donate: bool = False
     """
     _check_model_and_loss("train_step", model, loss)
     _check_optimizer("train_step", optimizer)
-    update = update_fn(optimizer, donate)
+    update = update_fn(optimizer, flag(donate, "train_step", "donate"))
     if is_stateful(model):
         def stateful_step(params: PyTree, opt_state: PyTree, model_state: PyTree, x: Input,
                           y: Any, *, key: Key | None = None,
@@ -312,6 +321,7 @@ def evaluate(model: Layer, loss: Loss, params: PyTree, x: Input, y: Any, *,
     """
     _check_model_and_loss("evaluate", model, loss)
     _model_state("evaluate", model, model_state)
+    _check_metrics("evaluate", metrics)
     y_pred = predict(model, params, x, batch_size=batch_size, model_state=model_state)
     results = {"loss": float(loss.apply(y_pred, y))}
     for m in metrics:
@@ -353,17 +363,80 @@ def _cast_inputs(x: Any, dtype: Any, kinds: str = "fiub") -> Any:
                     if np.asarray(a).dtype.kind in kinds and a.dtype != dtype else a, x)
 
 
-def _class_sample_weights(class_weight: Any, y: Any, n: int) -> Array:
+def _class_sample_weights(class_weight: Any, y: Any, n: int, classes: int) -> Array:
+    """Each sample's weight from ``{class: weight}`` (classes not named weigh 1).
+
+    The labels are integer ``(n,)`` labels or one-hot/soft ``(n, c)`` targets
+    (their argmax); a class the labels cannot hold is an error, not ignored.
+    """
+    if not isinstance(class_weight, Mapping):
+        raise type_fail("fit", "class_weight", "must be a dict {class: weight}",
+                        describe(class_weight))
     labels = np.asarray(y)
     if labels.dtype.kind not in "iu":
-        labels = labels.reshape(n, -1).argmax(axis=1)
-    table = np.ones(int(labels.max()) + 1 if labels.size else 1)
-    for c, w in dict(class_weight).items():
-        if not (0 <= int(c) < table.size):
-            continue
-        table[int(c)] = float(w)
+        binary = labels.ndim <= 2 and labels.size == n and bool(np.isin(labels, (0, 1)).all())
+        rows = labels.reshape(n, -1) if labels.size else labels
+        one_hot = (labels.dtype.kind in "fb" and labels.ndim == 2 and labels.shape[1] >= 2
+                   and bool(((rows >= 0) & (rows <= 1)).all())
+                   and np.allclose(rows.sum(axis=1), 1.0))
+        if not (binary or one_hot):
+            raise type_fail("fit", "class_weight", "needs integer class labels or one-hot "
+                            "targets (n, classes), or 0/1 binary targets",
+                            f"labels {describe(labels)}")
+        classes = labels.shape[1] if one_hot else 2
+        labels = labels.argmax(axis=1) if one_hot else labels.reshape(n).astype(np.intp)
+    table = np.ones(classes)
+    for c, w in class_weight.items():
+        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)):
+            raise type_fail("fit", "class_weight keys", "must be int class labels", describe(c))
+        if not 0 <= c < classes:
+            raise fail("fit", "class_weight", f"names class {c}, which the labels' classes "
+                       f"[0, {classes}) do not hold", dict(class_weight))
+        table[int(c)] = finite_float(w, "fit", f"class_weight[{c}]", lo=0.0)
     per_sample: Array = table[labels.reshape(n)]
+    if not per_sample.sum() > 0:
+        raise fail("fit", "class_weight", "must give some sample a positive weight",
+                   "total weight 0")
     return per_sample
+
+
+def _input_arrays(component: str, arg: str, x: Any) -> None:
+    """Raise unless ``x`` is an array or a tuple (tree) of arrays: a list of numbers is
+    not an input (the batch axis would be ambiguous), so say how to convert it."""
+    bad = [leaf for leaf in tree.leaves(x) if not isinstance(leaf, np.ndarray)]
+    if bad or isinstance(x, list):
+        raise type_fail(component, f"{arg} (x)", "must be a NumPy array or a tuple of arrays "
+                        "(convert it with np.asarray(x, np.float32))",
+                        f"list of length {len(x)}" if isinstance(x, list) else describe(x))
+
+
+def _check_metrics(component: str, metrics: Any) -> None:
+    if callable(metrics) or not isinstance(metrics, (list, tuple)):
+        raise type_fail(component, "metrics", "must be a list of callables (e.g. "
+                        "[nnfunc.metrics.accuracy])", describe(metrics))
+    for i, m in enumerate(metrics):
+        if not callable(m):
+            raise type_fail(component, f"metrics[{i}]", "must be a callable (y_pred, y_true) -> "
+                            "float such as nnfunc.metrics.accuracy", describe(m))
+
+
+def _classes(model: Layer, params: PyTree, x: Any) -> int:
+    """The number of classes the model's output scores (a one-unit output: 2)."""
+    out = model.apply(params, _take(x, slice(0, 1)), train=False)
+    width = int(out.shape[-1]) if isinstance(out, np.ndarray) and out.ndim >= 2 else 1
+    return max(width, 2)
+
+
+def _with_params(component: str, state: Any, params: PyTree) -> Any:
+    """``state`` holding ``params``: the optimizer's next update starts from the params
+    its state holds, so ``fit`` and a callback's ``Decision(params=...)`` put them there."""
+    if state_params(state) is params:
+        return state
+    try:
+        return replace_params(state, params)
+    except ValueError as err:
+        raise fail(component, "opt_state", "must hold params shaped like params",
+                   str(err)) from None
 
 
 def _check_fit_data(model: Layer, loss: Loss, params: PyTree, x: Any, y: Any,
@@ -437,10 +510,17 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
     _check_optimizer("fit", optimizer)
     random.check_key(key, "fit")
     bs = positive_int(batch_size, "fit", "batch_size")
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise fail("fit", "epochs", "must be an int >= 0", epochs)
+    epochs = non_negative_int(epochs, "fit", "epochs")
+    initial_epoch = non_negative_int(initial_epoch, "fit", "initial_epoch")
+    progress = flag(progress, "fit", "progress")
+    shuffle = flag(shuffle, "fit", "shuffle")
+    _check_metrics("fit", metrics)
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
+        raise type_fail("fit", "callbacks", "must be a list of callbacks (wrap one in a list)",
+                        type(callbacks).__name__)
     if not isinstance(data, tuple) or len(data) != 2:
         raise type_fail("fit", "data", "must be a pair (x, y)", describe(data))
+    _input_arrays("fit", "data[0]", data[0])
     stateful = is_stateful(model)
     model_state = _model_state("fit", model, model_state)
     dtype = _float_dtype(params)
@@ -452,19 +532,27 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
         if not isinstance(validation, tuple) or len(validation) != 2:
             raise type_fail("fit", "validation", "must be a pair (x_val, y_val)",
                             describe(validation))
+        _input_arrays("fit", "validation[0]", validation[0])
         validation = (_cast_inputs(validation[0], dtype),
                       _cast_inputs(np.asarray(validation[1]), dtype, "f"))
         _check_fit_data(model, loss, params, validation[0], validation[1], "validation",
                         model_state)
     weights = None
     if sample_weight is not None:
+        if np.asarray(sample_weight).dtype.kind not in "iuf":
+            raise type_fail("fit", "sample_weight", "must be a numeric array",
+                            describe(sample_weight))
         weights = _weights("fit", sample_weight, n, np.float64)
     if class_weight is not None:
-        cw = _class_sample_weights(class_weight, y, n)
+        cw = _class_sample_weights(class_weight, y, n, _classes(model, params, x))
         weights = cw if weights is None else weights * cw
+        if not weights.sum() > 0:
+            raise fail("fit", "class_weight", "must give some sample a positive weight (with "
+                       "sample_weight)", "total weight 0")
     cbs = [as_callback(c) for c in callbacks]
     cb_states = [c.init() for c in cbs]
-    state = optimizer.init(params) if opt_state is None else opt_state
+    state = optimizer.init(params) if opt_state is None else _with_params("fit", opt_state,
+                                                                           params)
     history: dict[str, list[float]] = {}
     steps = math.ceil(n / bs)
     display = Progress(epochs, steps, enabled=progress)
@@ -480,10 +568,14 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
         k_perm, k_steps = random.split(random.fold_in(key, epoch))
         order = random.permutation(k_perm, n) if shuffle else np.arange(n)
         total, sums = 0.0, dict.fromkeys(names, 0.0)
+        weight, counted = 0.0, 0  # the epoch's total sample weight; samples in the metrics
         for i in range(steps):
             idx = order[i * bs:(i + 1) * bs]
-            xb, yb = _take(x, idx), _take(y, idx)
             wb = None if weights is None else weights[idx]
+            batch_weight = float(len(idx)) if wb is None else float(wb.sum())
+            if batch_weight == 0.0:  # a batch of zero weight contributes nothing: no step
+                continue
+            xb, yb = _take(x, idx), _take(y, idx)
             if stateful:
                 value, grads, y_pred, model_state = _stateful_forward_backward(
                     model, loss, True, params, model_state, xb, yb,
@@ -492,11 +584,15 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
                 value, grads, y_pred = _forward_backward(
                     model, loss, True, params, xb, yb, random.fold_in(k_steps, i), wb)
             state, params = (update_own if i else optimizer.update)(state, grads)
-            total += float(value) * len(idx)
+            # the epoch loss is Σ w ℓ / Σ w over the epoch: batch means weighted by their weight
+            total += float(value) * batch_weight
+            weight += batch_weight
+            counted += len(idx)
             for name, m in zip(names, metrics):
                 sums[name] += float(m(y_pred, yb)) * len(idx)
-            display.step(epoch, i + 1, {"loss": total / ((i * bs) + len(idx))})
-        logs = {"loss": total / n, **{k: v / n for k, v in sums.items()}}
+            display.step(epoch, i + 1, {"loss": total / weight})
+        logs = {"loss": total / weight if weight else math.nan,
+                **{k: v / counted if counted else math.nan for k, v in sums.items()}}
         if validation is not None:
             val = evaluate(model, loss, params, validation[0], validation[1],
                            batch_size=max(bs, 256), metrics=metrics,
@@ -525,11 +621,22 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
 
 
 def _apply(decision: Decision | None, info: EpochInfo, stop: bool) -> tuple[EpochInfo, bool]:
-    """``info`` with what ``decision`` replaces (params, optimizer or model state)."""
+    """``info`` with what ``decision`` replaces (params, optimizer or model state).
+
+    New params go into the optimizer state too (the next update starts from the
+    state's params), so ``FitResult.params`` and ``optim.params_of(FitResult.opt_state)``
+    always agree."""
     if decision is None:
         return info, stop
+    params, state = info.params, info.opt_state
+    if decision.opt_state is not None:
+        state = decision.opt_state
+        held = state_params(state)
+        params = held if decision.params is None and held is not None else params
+    if decision.params is not None:
+        params = decision.params
+        state = _with_params("fit: a callback's Decision(params=...)", state, params)
     return info._replace(
-        params=info.params if decision.params is None else decision.params,
-        opt_state=info.opt_state if decision.opt_state is None else decision.opt_state,
+        params=params, opt_state=state,
         model_state=info.model_state if decision.model_state is None
         else decision.model_state), stop or decision.stop

@@ -56,7 +56,8 @@ def test_tree_checks_of_their_other_arguments() -> None:
 
 def test_accuracy_of_1d_predictions() -> None:
     with pytest.raises(ValueError, match=r"accuracy: y_pred must have shape \(n, classes\) or "
-                                         r"\(n, …, classes\), one score per class \(for one probability per sample use "
+                                         r"\(n, …, classes\), one score per class \(for one "
+                                         r"probability per sample use "
                                          r"binary_accuracy\); got shape \(2,\)"):
         metrics.accuracy(np.array([0.1, 0.9]), np.array([0, 1]))
 

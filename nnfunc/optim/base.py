@@ -40,6 +40,7 @@ __all__ = [
     "params_of",
     "replace_params",
     "scale_lr",
+    "state_params",
     "step_of",
     "update_fn",
 ]
@@ -128,6 +129,19 @@ def _replace_inner(state: Any, new: OptState) -> Any:
     return new
 
 
+def state_params(state: Any) -> PyTree:
+    """The params an optimizer state holds: an nnfunc state's (of any chain), or the
+    ``params`` field of another optimizer's ``NamedTuple`` state; ``None`` if neither."""
+    inner: Any = state
+    while isinstance(inner, WrapperState):
+        inner = inner.inner
+    if not (isinstance(inner, tuple) and "params" in getattr(type(inner), "_fields", ())):
+        return None
+    named: Any = inner
+    held: PyTree = named.params
+    return held
+
+
 def replace_params(state: Any, params: PyTree) -> Any:
     """``state`` (of any chain) holding ``params`` instead of its own.
 
@@ -135,6 +149,11 @@ def replace_params(state: Any, params: PyTree) -> Any:
     update starts from the params its state holds, so replacing the params
     means replacing them inside the state. The new params must have the
     structure, shapes and dtypes of the old (the slots are shaped like them).
+    Another optimizer's ``NamedTuple`` state with a ``params`` field works too.
+
+    Raises:
+        ValueError: ``params`` shaped or typed unlike the state's.
+        TypeError: a state that holds no params this function can find.
 
     >>> import numpy as np
     >>> from nnfunc.optim import sgd
@@ -142,16 +161,23 @@ def replace_params(state: Any, params: PyTree) -> Any:
     >>> params_of(state)["w"].tolist()
     [1.0, 1.0]
     """
-    inner = _inner_state(state, "optim.replace_params")
-    new = tree.leaves(params)
-    if tree.structure(inner.params) != tree.structure(params):
-        tree.assert_same_structure(inner.params, params, ("state params", "params"))
-    for (path, a), b in zip(tree.leaves_with_path(inner.params), new):
+    inner: Any = state
+    while isinstance(inner, WrapperState):
+        inner = inner.inner
+    if not (isinstance(inner, tuple) and "params" in getattr(type(inner), "_fields", ())):
+        raise type_fail("optim.replace_params", "state", "must be an optimizer state holding "
+                        "its params (an OptState, or a NamedTuple with a params field)",
+                        describe(inner))
+    named: Any = inner  # a NamedTuple with a params field, as checked above
+    old = named.params
+    if tree.structure(old) != tree.structure(params):
+        tree.assert_same_structure(old, params, ("state params", "params"))
+    for (path, a), b in zip(tree.leaves_with_path(old), tree.leaves(params)):
         if np.shape(a) != np.shape(b) or np.asarray(a).dtype != np.asarray(b).dtype:
             raise fail("optim.replace_params", tree.keystr(path, "params"),
                        f"must have the state's shape {np.shape(a)} and dtype "
                        f"{np.asarray(a).dtype}", describe(b))
-    return _replace_inner(state, inner._replace(params=params))
+    return _replace_inner(state, named._replace(params=params))
 
 
 def params_of(state: Any) -> PyTree:
