@@ -59,8 +59,6 @@ __all__ = ["fanin_concat", "fanin_sum", "fanout", "identity", "parallel", "resid
 
 
 def _check_layers(name: str, layers: tuple[Any, ...]) -> tuple[Layer, ...]:
-    if not layers:
-        raise fail(name, "layers", "must be at least one layer", "none")
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
             hint = " (did you forget to call a factory, e.g. dense(10)?)" if callable(layer) else ""
@@ -76,8 +74,9 @@ def _keys(key: Key | None, n: int, name: str) -> list[Key | None]:
 
 
 def _init_keys(key: Key, n: int, name: str) -> list[Key]:
-    """The children's keys for ``init``, which needs one."""
-    return list(random.split(random.check_key(key, name), n))
+    """The children's keys for ``init``, which needs one (also for no children)."""
+    k = random.check_key(key, name)
+    return list(random.split(k, n)) if n else []
 
 
 def _child_params(name: str, params: Any, n: int) -> tuple[Any, ...]:

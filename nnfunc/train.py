@@ -551,8 +551,9 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
                        "sample_weight)", "total weight 0")
     cbs = [as_callback(c) for c in callbacks]
     cb_states = [c.init() for c in cbs]
-    state = optimizer.init(params) if opt_state is None else _with_params("fit", opt_state,
-                                                                           params)
+    state = optimizer.init(params) if opt_state is None else opt_state
+    if opt_state is not None and state_params(opt_state) is not None:
+        state = _with_params("fit", opt_state, params)
     history: dict[str, list[float]] = {}
     steps = math.ceil(n / bs)
     display = Progress(epochs, steps, enabled=progress)

@@ -218,17 +218,21 @@ def test_early_stopping_leaves_params_and_opt_state_agreeing() -> None:
 
 # -- combinators ----------------------------------------------------------------------------
 
-def test_combinators_of_nothing_and_empty_tuples() -> None:
-    with pytest.raises(ValueError, match=r"serial: layers must be at least one layer; got none"):
-        nf.serial()
-    with pytest.raises(ValueError, match=r"parallel: layers must be at least one layer; got none"):
-        nf.parallel()
+def test_combinators_given_empty_tuples() -> None:
     for layer in (nf.fanin_sum, nf.fanin_concat()):
         with pytest.raises(ValueError, match=r"x must be a non-empty tuple of arrays \(e\.g\. "
                                              r"from fanout\); got an empty tuple"):
             layer.apply((), ())
+    # serial() is the identity (a registry entry); parallel() maps () to ()
+    x = np.ones((2, 3), np.float32)
+    assert nf.serial().apply((), x) is x
+    assert nf.parallel().apply((), ()) == ()
+    with pytest.raises(TypeError, match=r"parallel: x must be a tuple of 0 arrays"):
+        nf.parallel().apply((), (x,))
 
 
 def test_init_without_a_key() -> None:
-    with pytest.raises(TypeError, match=r"serial: key must be a key from nnfunc\.random\.key"):
-        nf.serial(dense(3)).init(None, (4,))  # type: ignore[arg-type]
+    for model in (nf.serial(dense(3)), nf.serial()):
+        with pytest.raises(TypeError, match=r"serial: key must be a key from nnfunc\.random\."
+                                            r"key"):
+            model.init(None, (4,))  # type: ignore[arg-type]
