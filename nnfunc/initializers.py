@@ -47,7 +47,30 @@ class Initializer(Protocol):
     def __call__(self, key: Key, shape: Shape, dtype: Any = np.float32) -> Array: ...
 
 
+def _checked(component: str, shape: Any, dtype: Any) -> tuple[Shape, np.dtype[Any]]:
+    """``shape`` (a tuple of ints >= 0) and ``dtype`` (floating: params are trained)."""
+    if not (isinstance(shape, tuple) and all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
+            for d in shape)):
+        raise type_fail(component, "shape", "must be a tuple of ints >= 0", describe(shape))
+    dt: np.dtype[Any] | None
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise type_fail(component, "dtype", "must be a floating NumPy dtype such as "
+                        "np.float32", repr(dtype))
+    return tuple(int(d) for d in shape), dt
+
+
 def _fans(shape: Shape) -> tuple[int, int]:
+    """``(fan_in, fan_out)``, at least 1 each (an empty kernel draws nothing anyway)."""
+    fan_in, fan_out = _raw_fans(shape)
+    return fan_in or 1, fan_out or 1
+
+
+def _raw_fans(shape: Shape) -> tuple[int, int]:
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -62,38 +85,45 @@ def _uniform(key: Key, shape: Shape, dtype: Any, limit: float) -> Array:
 
 def glorot_uniform(key: Key, shape: Shape, dtype: Any = np.float32) -> Array:
     """Glorot/Xavier uniform: ``U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``."""
+    shape, dtype = _checked("glorot_uniform", shape, dtype)
     fan_in, fan_out = _fans(shape)
     return _uniform(key, shape, dtype, math.sqrt(6.0 / (fan_in + fan_out)))
 
 
 def glorot_normal(key: Key, shape: Shape, dtype: Any = np.float32) -> Array:
     """Glorot/Xavier normal: ``N(0, 2 / (fan_in + fan_out))``."""
+    shape, dtype = _checked("glorot_normal", shape, dtype)
     fan_in, fan_out = _fans(shape)
     return random.normal(key, shape, dtype, std=math.sqrt(2.0 / (fan_in + fan_out)))
 
 
 def he_uniform(key: Key, shape: Shape, dtype: Any = np.float32) -> Array:
     """He/Kaiming uniform (for ReLU): ``U(-a, a)``, ``a = sqrt(6 / fan_in)``."""
+    shape, dtype = _checked("he_uniform", shape, dtype)
     return _uniform(key, shape, dtype, math.sqrt(6.0 / _fans(shape)[0]))
 
 
 def he_normal(key: Key, shape: Shape, dtype: Any = np.float32) -> Array:
     """He/Kaiming normal (for ReLU): ``N(0, 2 / fan_in)``."""
+    shape, dtype = _checked("he_normal", shape, dtype)
     return random.normal(key, shape, dtype, std=math.sqrt(2.0 / _fans(shape)[0]))
 
 
 def lecun_normal(key: Key, shape: Shape, dtype: Any = np.float32) -> Array:
     """LeCun normal: ``N(0, 1 / fan_in)``."""
+    shape, dtype = _checked("lecun_normal", shape, dtype)
     return random.normal(key, shape, dtype, std=math.sqrt(1.0 / _fans(shape)[0]))
 
 
 def zeros(key: Key, shape: Shape, dtype: Any = np.float32) -> Array:
     """All zeros (the key is ignored)."""
+    shape, dtype = _checked("zeros", shape, dtype)
     return np.zeros(shape, dtype)
 
 
 def ones(key: Key, shape: Shape, dtype: Any = np.float32) -> Array:
     """All ones (the key is ignored)."""
+    shape, dtype = _checked("ones", shape, dtype)
     return np.ones(shape, dtype)
 
 
@@ -110,6 +140,7 @@ def normal(std: float = 0.01) -> Initializer:
     s = finite_float(std, "initializers.normal", "std", lo=0.0)
 
     def init(key: Key, shape: Shape, dtype: Any = np.float32) -> Array:
+        shape, dtype = _checked("initializers.normal", shape, dtype)
         return random.normal(key, shape, dtype, std=s)
 
     return init
@@ -124,6 +155,7 @@ def orthogonal(key: Key, shape: Shape, dtype: Any = np.float32) -> Array:
     matrices. Computed in float64, then cast. A recurrent kernel ``(H, k·H)`` gets
     orthonormal rows, so ``‖h W_h‖ = ‖h‖`` at the start of training.
     """
+    shape, dtype = _checked("orthogonal", shape, dtype)
     if len(shape) < 2:
         raise ValueError(f"orthogonal: shape must have at least 2 axes; got {shape}")
     rows, cols = math.prod(shape[:-1]), shape[-1]

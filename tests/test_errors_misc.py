@@ -179,3 +179,32 @@ def test_check_grad_of_something_that_is_not_a_layer() -> None:
         testing.check_loss_grad(3, np.ones((1, 2)), np.ones((1, 2)))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"numerical_grad: step must be finite and in \(0.0"):
         testing.numerical_grad(lambda t: 0.0, np.ones(2), step=0)
+
+
+# -- initializers ---------------------------------------------------------------------------
+
+INITS = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "zeros",
+         "ones", "orthogonal"]
+
+
+@pytest.mark.parametrize("name", INITS)
+def test_initializers_check_shape_and_dtype(name: str) -> None:
+    from nnfunc import initializers
+
+    init = getattr(initializers, name)
+    with pytest.raises(TypeError, match=rf"{name}: shape must be a tuple of ints >= 0; got str"):
+        init(random.key(0), "ab", np.float32)
+    with pytest.raises(TypeError, match=rf"{name}: shape must be a tuple of ints >= 0"):
+        init(random.key(0), (2, -1), np.float32)
+    for dtype in (np.int32, "blah"):
+        with pytest.raises(TypeError, match=rf"{name}: dtype must be a floating NumPy dtype"):
+            init(random.key(0), (2, 3), dtype)
+
+
+@pytest.mark.parametrize("name", INITS[:7])
+def test_initializers_of_empty_kernels(name: str) -> None:
+    from nnfunc import initializers
+
+    out = getattr(initializers, name)(random.key(0), (0, 3), np.float64)
+    assert out.shape == (0, 3)
+    assert out.dtype == np.float64
