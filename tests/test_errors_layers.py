@@ -132,7 +132,9 @@ def test_combinators_check_their_cotangent(make: Any, params: Any, x: Any, dy: A
 
 
 @pytest.mark.parametrize("layer", [nf.relu, nf.gelu, nf.leaky_relu(0.2), nf.dropout(0.3),
-                                   nf.flatten, nf.reshape((3,))], ids=lambda layer: layer.name)
+                                   nf.flatten, nf.reshape((3,)), nf.layers.max_pool2d(2),
+                                   nf.layers.avg_pool1d(2), nf.layers.global_avg_pool],
+                         ids=lambda layer: layer.name)
 @pytest.mark.parametrize("params", [(1,), np.ones(2), {"w": 1}, None])
 def test_parameter_free_layers_refuse_params(layer: Any, params: Any) -> None:
     with pytest.raises(TypeError, match=rf"{re.escape(layer.name)}: params must be \(\) \(the "

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nnfunc._validate import fail
-from nnfunc.layer import Layer, batch_array, from_forward_backward
+from nnfunc.layer import Layer, batch_array, from_forward_backward, no_params
 from nnfunc.layers import _patches
 from nnfunc.layers._shapes import feature_shape
 from nnfunc.typing import Array, Key, Shape, ShapeTree
@@ -63,6 +63,8 @@ def _pool(family: str, ndim: int, window: Any, stride: Any, padding: Any,
 
     def forward(params: tuple[()], x: Any, key: Key | None,
                 train: bool) -> tuple[Array, _Residuals]:
+        if not (type(params) is tuple and not params):
+            raise no_params(name, params)
         x = batch_array(name, x)
         if x.ndim != ndim + 2:
             raise fail(name, "x", f"must have shape (batch, {axes}, C)", f"shape {x.shape}")
@@ -221,6 +223,8 @@ def _global(name: str, reduce: Callable[[Array], tuple[Array, Any]],
 
     def forward(params: tuple[()], x: Any, key: Key | None,
                 train: bool) -> tuple[Array, tuple[Any, Shape]]:
+        if not (type(params) is tuple and not params):
+            raise no_params(name, params)
         x = batch_array(name, x)
         if x.ndim < 3:
             raise fail(name, "x", "must have shape (batch, …spatial…, C)", f"shape {x.shape}")
