@@ -265,3 +265,25 @@ def test_replace_params_of_the_wrong_shape_or_dtype() -> None:
     with pytest.raises(TypeError, match=r"optim\.replace_params: state must be an optimizer "
                                         r"state"):
         optim.replace_params({"not": "a state"}, P)
+
+
+def test_warmup_of_a_schedule_that_returns_no_number() -> None:
+    sched = schedules.warmup(lambda step: "x", 3)  # type: ignore[arg-type, return-value]
+    with pytest.raises(TypeError, match=r"warmup: then must return a real number \(step 0\); "
+                                        r"got str 'x'"):
+        sched(1)
+
+
+def test_grads_of_another_structure_name_the_optimizer() -> None:
+    opt = optim.sgd(0.1)
+    with pytest.raises(ValueError, match=r"sgd: grads must have the params' structure; got "
+                                         r"params and grads differ in structure at "
+                                         r"params\['w'\]"):
+        opt.update(opt.init(P), {**G, "w": [1.0, 2.0, 3.0]})
+
+
+def test_a_chain_of_wrappers_applied_to_something_else() -> None:
+    with pytest.raises(TypeError, match=r"optim\.chain: optimizer must be an nnfunc Optimizer"):
+        optim.chain(optim.clip_by_global_norm(1.0))(3)
+    with pytest.raises(TypeError, match=r"optim\.chain: optimizer must be an nnfunc Optimizer"):
+        optim.chain()("adam")

@@ -258,7 +258,11 @@ def flat_pair(component: str, params: PyTree, grads: PyTree) -> Leaves:
     p_leaves, p_def = tree.flatten(params)
     g_leaves, g_def = tree.flatten(grads)
     if g_def != p_def:
-        tree.assert_same_structure(params, grads, ("params", "grads"))
+        try:
+            tree.assert_same_structure(params, grads, ("params", "grads"))
+        except ValueError as err:
+            raise fail(component, "grads", "must have the params' structure",
+                       str(err).removeprefix("tree: ")) from None
     for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
         if type(g) is not np.ndarray or g.shape != p.shape or g.dtype != p.dtype:
             path = tree.keystr(tree.leaves_with_path(grads)[i][0], "grads")
@@ -334,6 +338,9 @@ def chain(*parts: Any) -> Any:
             raise type_fail("optim.chain", f"part {i}", where, describe(w))
 
     def wrap(opt: Optimizer) -> Optimizer:
+        if not isinstance(opt, Optimizer):
+            raise type_fail("optim.chain", "optimizer", "must be an nnfunc Optimizer (e.g. "
+                            "nnfunc.optim.adam(1e-3))", describe(opt))
         for w in reversed(wrappers):
             opt = w(opt)
         return opt

@@ -25,6 +25,7 @@ from nnfunc._validate import (
     flag,
     non_negative_int,
     positive_int,
+    real_number,
     type_fail,
 )
 from nnfunc.optim.base import Schedule
@@ -158,10 +159,17 @@ def warmup(then: Schedule, warmup_steps: int, start: float = 0.0) -> Schedule:
     if not callable(then):
         raise type_fail("warmup", "then", "must be a schedule step -> lr", describe(then))
 
+    def after(step: int) -> float:
+        value = then(step)
+        if not real_number(value):
+            raise type_fail("warmup", "then", f"must return a real number (step {step})",
+                            describe(value))
+        return float(value)
+
     def schedule(step: int) -> float:
         step = _step(step, "warmup")
         if step < w:
-            return s0 + (float(then(0)) - s0) * step / w
-        return float(then(step - w))
+            return s0 + (after(0) - s0) * step / w
+        return after(step - w)
 
     return schedule
