@@ -215,6 +215,27 @@ def output_like(component: str, dy: Any, y: Any) -> None:
     check_like(component, "dy", dy, like(y))
 
 
+def _checked_pullback(name: str, y: Any, params: Any, res: Any,
+                      backward: Backward) -> Pullback:
+    """``backward`` as a pullback that first checks its cotangent against ``y``."""
+    if type(y) is np.ndarray:  # the check inline: this runs per layer per step
+        shape, dtype = y.shape, y.dtype
+
+        def pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
+            if not (type(dy) is np.ndarray and dy.shape == shape and dy.dtype == dtype):
+                check_like(name, "dy", dy, Like(shape, dtype))
+            return backward(params, res, dy, need_dx)
+
+        return pullback
+    spec = like(y)
+
+    def tree_pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
+        check_like(name, "dy", dy, spec)
+        return backward(params, res, dy, need_dx)
+
+    return tree_pullback
+
+
 def from_forward_backward(name: str, init: InitFn, forward: Forward, backward: Backward,
                           children: tuple[Layer, ...] = (),
                           infer: Callable[[Any, Any, Key | None, bool], Any] | None = None,
@@ -246,22 +267,7 @@ def from_forward_backward(name: str, init: InitFn, forward: Forward, backward: B
     def layer_vjp(params: Any, x: Any, *, key: Key | None = None,
                   train: bool = False) -> tuple[Any, Pullback]:
         y, res = forward(params, x, key, train)
-        if type(y) is np.ndarray:  # the cotangent's check, inline: this runs per layer per step
-            shape, dtype = y.shape, y.dtype
-
-            def pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
-                if not (type(dy) is np.ndarray and dy.shape == shape and dy.dtype == dtype):
-                    check_like(name, "dy", dy, Like(shape, dtype))
-                return backward(params, res, dy, need_dx)
-
-            return y, pullback
-        spec = like(y)
-
-        def tree_pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
-            check_like(name, "dy", dy, spec)
-            return backward(params, res, dy, need_dx)
-
-        return y, tree_pullback
+        return y, _checked_pullback(name, y, params, res, backward)
 
     return Layer(init, apply, grad, layer_vjp, name, children)
 
@@ -289,22 +295,29 @@ def vjp(layer: Layer, params: PyTree, x: Input, *, key: Key | None = None,
     if layer.vjp is not None:
         return layer.vjp(params, x, key=key, train=train)
     y = layer.apply(params, x, key=key, train=train)
+    return y, _user_pullback(layer.name, params, x, y,
+                             lambda dy: layer.grad(params, x, dy, key=key, train=train))
+
+
+def _user_pullback(name: str, params: Any, x: Any, y: Any,
+                   grad: Callable[[Any], Any]) -> Pullback:
+    """The pullback of a layer without ``vjp`` (a user's): ``grad(dy)``, its cotangent
+    and its result checked, so that a wrong ``dx`` is blamed on this layer, not on the
+    layer before it (whose pullback would receive it as its ``dy``)."""
     y_like, x_like, p_like = like(y), like(x), like(params)
 
     def pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
-        check_like(layer.name, "dy", dy, y_like)
-        got = layer.grad(params, x, dy, key=key, train=train)
-        # a user's grad is checked here, so that a wrong dx is blamed on its layer,
-        # not on the layer before it (whose pullback would receive it as dy)
+        check_like(name, "dy", dy, y_like)
+        got = grad(dy)
         if not (isinstance(got, tuple) and len(got) == 2):
-            raise type_fail(layer.name, "grad's result", "must be a pair (dparams, dx)",
+            raise type_fail(name, "grad's result", "must be a pair (dparams, dx)",
                             describe(got))
-        check_like(layer.name, "grad's dparams", got[0], p_like, "params")
+        check_like(name, "grad's dparams", got[0], p_like, "params")
         if need_dx and not (got[1] is None and not _any_float(x)):  # no dx for integer ids
-            check_like(layer.name, "grad's dx", got[1], x_like, "input x")
+            check_like(name, "grad's dx", got[1], x_like, "input x")
         return got
 
-    return y, pullback
+    return pullback
 
 
 # -- model state --------------------------------------------------------------------------
@@ -369,11 +382,7 @@ def stateful_from_forward_backward(
     def layer_vjp(params: Any, x: Any, *, state: Any = NO_STATE, key: Key | None = None,
                   train: bool = False) -> tuple[Any, Any, Pullback]:
         y, new_state, res = forward(params, _require_state(name, state), x, key, train)
-
-        def pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
-            return backward(params, res, dy, need_dx)
-
-        return y, new_state, pullback
+        return y, new_state, _checked_pullback(name, y, params, res, backward)
 
     # the stateful vjp sits in the field typed for the stateless one; vjp_with_state
     # reads it back with its real type
@@ -408,9 +417,7 @@ def vjp_with_state(layer: Layer, params: PyTree, x: Any, state: PyTree, *,
         stateful = cast(StatefulApplyFn, layer.apply)
         y, new_state = stateful(params, x, state=state, key=key, train=train)
         grad = cast(Callable[..., tuple[Any, Any]], layer.grad)
-
-        def pullback(dy: Any, need_dx: bool = True) -> tuple[Any, Any]:
-            return grad(params, x, dy, state=state, key=key, train=train)
-
-        return y, new_state, pullback
+        return y, new_state, _user_pullback(
+            layer.name, params, x, y,
+            lambda dy: grad(params, x, dy, state=state, key=key, train=train))
     return cast(StatefulVjpFn, layer.vjp)(params, x, state=state, key=key, train=train)
