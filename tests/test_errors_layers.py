@@ -213,3 +213,34 @@ def test_a_correct_user_layer_inside_serial_still_works() -> None:
     # the user's grad doubles dy: dW = xᵀ (2 dy), with dy = 2 (y - 0) / N, N = 6
     y = x @ params[0].w + params[0].b
     np.testing.assert_allclose(grads[0].w, x.T @ (2 * (2 * y / 6)), rtol=1e-5)
+
+
+def test_stateful_layers_check_their_cotangent() -> None:
+    layer = nf.layers.batch_norm()
+    _, params, state = layer.init_with_state(random.key(0), (3,))
+    _, _, pullback = nf.vjp_with_state(layer, params, X, state, train=True)
+    with pytest.raises(TypeError, match=r"batch_norm.*: dy must have the output's dtype float32; "
+                                        r"got dtype float64"):
+        pullback(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"batch_norm.*: dy must have the output's shape "
+                                         r"\(2, 3\); got \(3,\)"):
+        pullback(np.ones(3, np.float32))
+
+
+def test_a_users_stateful_layer_without_vjp_is_checked() -> None:
+    def init_with_state(key: Any, shape: Any) -> Any:
+        return shape, (), np.zeros(1)
+
+    def apply(p: Any, x: Any, *, state: Any = None, key: Any = None, train: bool = False) -> Any:
+        return x, state + 1
+
+    def grad(p: Any, x: Any, dy: Any, *, state: Any = None, key: Any = None,
+             train: bool = False) -> Any:
+        return (), dy[:, :1]  # wrongly shaped dx
+
+    counter = nf.Layer(lambda k, s: (s, ()), apply, grad, name="counter",
+                       init_with_state=init_with_state)
+    _, _, pullback = nf.vjp_with_state(counter, (), X, np.zeros(1))
+    with pytest.raises(ValueError, match=r"counter: grad's dx must have the input x's shape "
+                                         r"\(2, 3\); got \(2, 1\)"):
+        pullback(np.ones((2, 3), np.float32))
