@@ -1,9 +1,11 @@
 """The embedding gradient's scatter-add: nnfunc's flat ``np.bincount`` against ``np.add.at``.
 
-``python -m benchmarks.embedding_grad`` times both (and a per-column
-bincount) interleaved in one process, on float32 ``dy``, and prints each
-one's median and range over the repeats and the median of the paired ratios
-``add.at / bincount``. Both are checked to give the same table first.
+``python -m benchmarks.embedding_grad [repeats]`` times both (and a
+per-column bincount) interleaved in one process, on float32 ``dy``: each
+repeat times a block of 5 consecutive calls of each, and the script prints
+each one's median per-call time and range over the repeats and the median
+(and range) of the paired ratios ``add.at / bincount``. All three are checked
+to give the same table first.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def bincount_per_column(ids: np.ndarray, dy: np.ndarray, vocab_size: int) -> np.
     return out
 
 
-def main(repeats: int = 21) -> None:
+def main(repeats: int = 21, block: int = 5) -> None:
     rng = np.random.default_rng(0)
     fns: dict[str, Scatter] = {"add.at": add_at, "bincount (nnfunc)": bincount_flat,
                                "bincount per column": bincount_per_column}
@@ -53,8 +55,9 @@ def main(repeats: int = 21) -> None:
         for _ in range(repeats):
             for name, fn in fns.items():
                 t0 = time.perf_counter()
-                fn(ids, dy, vocab)
-                times[name].append(time.perf_counter() - t0)
+                for _ in range(block):
+                    fn(ids, dy, vocab)
+                times[name].append((time.perf_counter() - t0) / block)
         ratios = np.array(times["add.at"]) / np.array(times["bincount (nnfunc)"])
         print(f"vocab {vocab}, {m} ids, d_out {d}:")
         for name, ts in times.items():

@@ -171,7 +171,6 @@ def serial(*layers: Layer) -> Layer:
     children = _check_layers("serial", layers)
     n = len(children)
     name = "serial"
-    stateful = tuple(c.init_with_state is not None for c in children)
 
     def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, tuple[Any, ...], tuple[Any, ...]]:
         params, states = [], []
@@ -182,23 +181,6 @@ def serial(*layers: Layer) -> Layer:
             states.append(st)
         return shape, tuple(params), tuple(states)
 
-    def forward(params: Any, state: Any, x: Any, key: Key | None,
-                train: bool) -> tuple[Any, tuple[Any, ...], list[Pullback]]:
-        ps = _child_params(name, params, n)
-        ss = _child_states(name, state, n)
-        pullbacks, states = [], []
-        for layer, has_state, p, st, k in zip(children, stateful, ps, ss, _keys(key, n, name)):
-            if has_state:
-                x, st, pb = vjp_with_state(layer, p, x, st, key=k, train=train)
-            # a layer's own vjp called directly (what nnfunc.vjp does): this runs per step
-            elif layer.vjp is not None:
-                x, pb = layer.vjp(p, x, key=k, train=train)
-            else:
-                x, pb = vjp(layer, p, x, key=k, train=train)
-            pullbacks.append(pb)
-            states.append(st)
-        return x, tuple(states), pullbacks
-
     def backward(params: Any, pullbacks: list[Pullback], dy: Any,
                  need_dx: bool) -> tuple[tuple[Any, ...], Any]:
         grads: list[Any] = [None] * n
@@ -206,20 +188,65 @@ def serial(*layers: Layer) -> Layer:
             grads[i], dy = pullbacks[i](dy, need_dx or i > 0)
         return tuple(grads), dy
 
+    if any(c.init_with_state is not None for c in children):
+        return _stateful_serial(init, backward, children)
+
+    def forward(params: Any, x: Any, key: Key | None, train: bool) -> tuple[Any, list[Pullback]]:
+        ps = _child_params(name, params, n)
+        pullbacks = []
+        for layer, p, k in zip(children, ps, _keys(key, n, name)):
+            # a layer's own vjp called directly (what nnfunc.vjp does): this runs per step
+            if layer.vjp is not None:
+                x, pb = layer.vjp(p, x, key=k, train=train)
+            else:
+                x, pb = vjp(layer, p, x, key=k, train=train)
+            pullbacks.append(pb)
+        return x, pullbacks
+
+    def infer(params: Any, x: Any, key: Key | None, train: bool) -> Any:
+        ps = _child_params(name, params, n)
+        for layer, p, k in zip(children, ps, _keys(key, n, name)):
+            x = layer.apply(p, x, key=k, train=train)
+        return x
+
+    def init_params(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, tuple[Any, ...]]:
+        out_shape, params, _ = init(key, in_shape)
+        return out_shape, params
+
+    return from_forward_backward(name, init_params, forward, backward, children, infer)
+
+
+def _stateful_serial(init: Any, backward: Any, children: tuple[Layer, ...]) -> Layer:
+    """``serial`` threading each child's state (``()`` for a stateless child).
+
+    Kept apart from the stateless ``serial``, whose forward runs every step of
+    every model without batch norm and so does no state bookkeeping at all.
+    """
+    n = len(children)
+    name = "serial"
+
+    def forward(params: Any, state: Any, x: Any, key: Key | None,
+                train: bool) -> tuple[Any, tuple[Any, ...], list[Pullback]]:
+        ps = _child_params(name, params, n)
+        ss = _child_states(name, state, n)
+        pullbacks, states = [], []
+        for layer, p, st, k in zip(children, ps, ss, _keys(key, n, name)):
+            x, st, pb = vjp_with_state(layer, p, x, st, key=k, train=train)
+            pullbacks.append(pb)
+            states.append(st)
+        return x, tuple(states), pullbacks
+
     def infer(params: Any, state: Any, x: Any, key: Key | None,
               train: bool) -> tuple[Any, tuple[Any, ...]]:
         ps = _child_params(name, params, n)
         ss = _child_states(name, state, n)
         states = []
-        for layer, has_state, p, st, k in zip(children, stateful, ps, ss, _keys(key, n, name)):
-            if has_state:
-                x, st = apply_with_state(layer, p, x, st, key=k, train=train)
-            else:
-                x = layer.apply(p, x, key=k, train=train)
+        for layer, p, st, k in zip(children, ps, ss, _keys(key, n, name)):
+            x, st = apply_with_state(layer, p, x, st, key=k, train=train)
             states.append(st)
         return x, tuple(states)
 
-    return _combinator(name, init, forward, backward, children, infer)
+    return stateful_from_forward_backward(name, init, forward, backward, children, infer)
 
 
 # -- parallel -------------------------------------------------------------------------

@@ -142,8 +142,8 @@ LAYERS += [
     Entry("layer_norm_no_bias", layer_norm(eps=_EPS, use_bias=False),
           nst.feature_shapes(1, 2, 2, 5)),
     Entry("layer_norm_plain", layer_norm(eps=_EPS, use_scale=False, use_bias=False)),
-    Entry("norm_residual_block", serial(residual(serial(layer_norm(eps=_EPS), dense(4), act.tanh)),
-                                      layer_norm(eps=_EPS)), (4,)),
+    Entry("norm_residual_block", serial(residual(serial(layer_norm(eps=_EPS), dense(3), act.tanh)),
+                                        layer_norm(eps=_EPS)), (3,)),
 ]
 
 # batch norm, stateful, in both modes (a training step has moved the drawn state); alone and

@@ -182,3 +182,46 @@ def test_summary_shows_state_sizes() -> None:
     assert "state" in text.splitlines()[2]
     assert text.endswith("total state: 14")
     assert "state" not in str(summary(serial(dense(4)), (5,), print_fn=None))
+
+
+def _counting_layer() -> Layer:
+    """A user's stateful layer from plain functions: y = w·x, and the state counts samples."""
+
+    def init_with_state(key: Any, in_shape: Any) -> tuple[Any, Any, Any]:
+        return in_shape, (np.ones(in_shape, np.float64),), np.zeros((), np.int64)
+
+    def init(key: Any, in_shape: Any) -> tuple[Any, Any]:
+        return init_with_state(key, in_shape)[:2]
+
+    def apply(params: Any, x: Any, *, state: Any, key: Any = None,
+              train: bool = False) -> tuple[Any, Any]:
+        return x * params[0], (state + x.shape[0] if train else state)
+
+    def grad(params: Any, x: Any, dy: Any, *, state: Any, key: Any = None,
+             train: bool = False) -> tuple[Any, Any]:
+        return ((dy * x).sum(axis=0),), dy * params[0]
+
+    return Layer(init, apply, grad, name="counting", init_with_state=init_with_state)
+
+
+def test_a_stateful_layer_from_plain_functions_works_in_models_and_training() -> None:
+    model = serial(dense(3, dtype=np.float64), _counting_layer(), dense(2, dtype=np.float64))
+    assert is_stateful(model)
+    _, params, state = model.init_with_state(random.key(0), (4,))
+    assert state == ((), np.zeros((), np.int64), ())
+    x = random.normal(random.key(1), (5, 4), np.float64)
+    y = np.zeros(5, np.int64)
+    value, grads, new_state = value_and_grad(model, losses.softmax_cross_entropy)(
+        params, state, x, y)
+    assert int(new_state[1]) == 5
+
+    def loss_at(p: Any) -> float:
+        out, _ = apply_with_state(model, p, x, state, train=True)
+        return float(losses.softmax_cross_entropy.apply(out, y))
+
+    assert value == pytest.approx(loss_at(params), rel=1e-12)
+    tree.map(lambda a, n: np.testing.assert_allclose(a, n, rtol=1e-6, atol=1e-9), grads,
+             numerical_grad(loss_at, params))
+    result = fit(model, losses.softmax_cross_entropy, optim.sgd(0.1), params, (x, y),
+                 epochs=3, batch_size=2, key=random.key(2), progress=False, model_state=state)
+    assert int(result.model_state[1]) == 15

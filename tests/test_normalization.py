@@ -181,6 +181,9 @@ def test_bad_shapes_at_init_name_the_layer_and_both_shapes() -> None:
     with pytest.raises(ValueError, match=r"serial: layer 1 \(conv2d.*\) cannot take input "
                        r"shape \(4, 3\)"):
         serial(batch_norm(), conv2d(2, 3)).init_with_state(random.key(0), (4, 3))
+    with pytest.raises(ValueError, match=r"serial: layer 1 \(residual\(dense\(2\)\)\) cannot "
+                       r"take input shape \(3,\).*must equal its input shape \(3,\)"):
+        serial(batch_norm(), residual(dense(2))).init_with_state(random.key(0), (3,))
     layer = batch_norm()
     _, params, state = layer.init_with_state(random.key(0), (3,))
     with pytest.raises(ValueError, match=r"batch_norm: x must have 3 channels.*shape \(2, 4\)"):
