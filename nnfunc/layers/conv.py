@@ -120,7 +120,11 @@ def _conv(ndim: int, c_out: int, kernel_size: Any, stride: Any, padding: Any, di
             n, c_in = x_shape[0], x_shape[-1]
             (kh, kw), (oh, ow) = win.size, win.out_hw
             dcols = (dy2 @ w.reshape(-1, c_out).T).reshape(n, oh, ow, kh, kw, c_in)
-            dx4 = _patches.scatter(win, n, c_in, w.dtype, lambda i, j: dcols[:, :, :, i, j])
+
+            def add(view: Array, i: int, j: int) -> None:
+                np.add(view, dcols[:, :, :, i, j], out=view)
+
+            dx4 = _patches.scatter(win, n, c_in, w.dtype, add)
             dx = dx4[:, 0] if ndim == 1 else dx4
         return ((dw, db) if plain else ConvParams(dw, db)), dx  # type: ignore[return-value]
 
