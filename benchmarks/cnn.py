@@ -35,12 +35,14 @@ step, and within 1.5× of PyTorch eager.
 Examples::
 
     python -m benchmarks.cnn                         # both workloads, 7 repeats
+    python -m benchmarks.cnn --threads 1             # BLAS and torch on one thread each
     python -m benchmarks.cnn --workloads cnn_digits --repeats 1 --no-peers   # smoke
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -370,10 +372,11 @@ def make_handwritten_step(w: CnnWorkload, lr: float = 1e-3, seed: int = 2) -> Ha
 
 # -- PyTorch -----------------------------------------------------------------------------
 
-def torch_step(w: CnnWorkload) -> tuple[Callable[[], None], str]:
-    """PyTorch eager, NCHW: ``zero_grad``, forward, cross-entropy, ``backward``, Adam ``step``."""
+def torch_step(w: CnnWorkload, threads: int | None = None) -> tuple[Callable[[], None], str]:
+    """PyTorch eager, NCHW: ``zero_grad``, forward, cross-entropy, ``backward``, Adam ``step``,
+    on ``threads`` threads (default: every core, as NumPy's BLAS)."""
     torch: Any = import_module("torch")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     torch.manual_seed(0)
     nn = torch.nn
     modules: list[Any] = []
@@ -428,7 +431,8 @@ def interleaved(steps: dict[str, timing.Step], repeats: int, block: float,
     return out
 
 
-def run_workload(w: CnnWorkload, repeats: int, *, peers: bool) -> dict[str, Any]:
+def run_workload(w: CnnWorkload, repeats: int, *, peers: bool,
+                 threads: int | None = None) -> dict[str, Any]:
     """Time every contender on ``w``; the workload's JSON record."""
     floor = make_floor(w)
     steps: dict[str, timing.Step] = {"floor": floor.step, "nnfunc": nnfunc_step(w),
@@ -437,7 +441,7 @@ def run_workload(w: CnnWorkload, repeats: int, *, peers: bool) -> dict[str, Any]
     versions: dict[str, str] = {}
     if peers:
         try:
-            steps["torch"], versions["torch"] = torch_step(w)
+            steps["torch"], versions["torch"] = torch_step(w, threads)
         except ImportError as err:
             notes.append(f"torch skipped: not installed ({err.name or err})")
     block = timing.block_seconds(throughput(floor.step, 0.02, 2), target=0.3, cap=1.0)
@@ -512,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", type=Path, metavar="PATH")
     parser.add_argument("--no-peers", action="store_true", help="skip torch")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="limit NumPy's BLAS (through threadpoolctl) and torch to N "
+                             "threads; default: every core for both")
     parser.add_argument("--no-tune", action="store_true",
                         help="do not call nnfunc.allocator.tune() first")
     args = parser.parse_args(argv)
@@ -526,12 +533,20 @@ def main(argv: list[str] | None = None) -> int:
         from nnfunc.allocator import tune
 
         tuned = tune()
-    info = report.machine_info("float32", args.repeats, tuned)
-    print(report.header(info), flush=True)
-    results = []
-    for name in names:
-        results.append(run_workload(WORKLOADS[name], args.repeats, peers=not args.no_peers))
-        print(f"  {name} done", file=sys.stderr, flush=True)
+    limit: Any = contextlib.nullcontext()
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads}")
+        limit = import_module("threadpoolctl").threadpool_limits(args.threads, user_api="blas")
+    with limit:
+        info = report.machine_info("float32", args.repeats, tuned)
+        info["threads"] = args.threads
+        print(report.header(info), flush=True)
+        results = []
+        for name in names:
+            results.append(run_workload(WORKLOADS[name], args.repeats, peers=not args.no_peers,
+                                        threads=args.threads))
+            print(f"  {name} done", file=sys.stderr, flush=True)
     print(table(results))
     if args.json is not None:
         args.json.write_text(json.dumps({"machine": info, "workloads": results}, indent=2)
