@@ -19,8 +19,9 @@ pauses and warms each before its block):
   per dense layer its three products (two for an input layer);
 * ``nnfunc`` — ``nnfunc.train.train_step(..., donate=True)``, the full step;
 * ``handwritten`` — a careful one-off NumPy step (im2col from a strided view
-  into preallocated buffers, col2im by kernel offset, pooling by reshape,
-  flat in-place Adam): the practical bound for a NumPy toolkit;
+  into preallocated buffers, ``dx`` by one product per kernel offset added
+  into its view, pooling by reshape, flat in-place Adam): the practical bound
+  for a NumPy toolkit;
 * ``torch`` — PyTorch eager (NCHW ``Conv2d``/``MaxPool2d``/``Linear``,
   ``CrossEntropyLoss``, ``optim.Adam``), ``torch.set_num_threads(cpu_count)``,
   when installed.
@@ -257,7 +258,7 @@ def make_handwritten_step(w: CnnWorkload, lr: float = 1e-3, seed: int = 2) -> Ha
     zs = [np.empty((n, *o), f32) for _, o in conv]
     pools = [np.empty((n, o[0] // 2, o[1] // 2, o[2]), f32) for _, o in conv]
     dzs = [np.zeros((n, *o), f32) for _, o in conv]
-    dcols = [np.empty_like(c) for c in cols]
+    dcols = [np.empty((n * o[0] * o[1], i[2]), f32) for i, o in conv]
     dxps = [np.empty_like(xp) for xp in xps]
     hs = [np.empty((n, d_out), f32) for _, d_out in dense]
     dhs = [np.empty((n, d_in), f32) for d_in, _ in dense]
@@ -329,14 +330,16 @@ def make_handwritten_step(w: CnnWorkload, lr: float = 1e-3, seed: int = 2) -> Ha
             np.sum(dz, axis=0, out=grads[k][1])
             if k == 0:
                 break
-            np.matmul(dz, params[k][0].T, out=dcols[k])
-            d6 = dcols[k].reshape(n, oh, ow, 3, 3, ci)
+            # col2im by kernel offset: one (n·OH·OW, c_out) x (c_out, c_in) product each,
+            # added into its strided view (faster than one big product here)
+            w9 = params[k][0].reshape(3, 3, ci, co)
             dxp = dxps[k]
             dxp[...] = 0
             for i in range(3):
                 for j in range(3):
                     view = dxp[:, i:i + oh, j:j + ow]
-                    np.add(view, d6[:, :, :, i, j], out=view)
+                    np.matmul(dz, w9[i, j].T, out=dcols[k])
+                    np.add(view, dcols[k].reshape(view.shape), out=view)
             dpool = dxp[:, pad:pad + hi, pad:pad + wi]
 
     b1, b2, eps = 0.9, 0.999, 1e-8
