@@ -19,8 +19,9 @@ pauses and warms each before its block):
   per dense layer its three products (two for an input layer);
 * ``nnfunc`` — ``nnfunc.train.train_step(..., donate=True)``, the full step;
 * ``handwritten`` — a careful one-off NumPy step (im2col from a strided view
-  into preallocated buffers, col2im by kernel offset, pooling by reshape,
-  flat in-place Adam): the practical bound for a NumPy toolkit;
+  into preallocated buffers, ``dx`` by one product per kernel offset added
+  into its view, pooling by reshape, flat in-place Adam): the practical bound
+  for a NumPy toolkit;
 * ``torch`` — PyTorch eager (NCHW ``Conv2d``/``MaxPool2d``/``Linear``,
   ``CrossEntropyLoss``, ``optim.Adam``), ``torch.set_num_threads(cpu_count)``,
   when installed.
@@ -35,12 +36,14 @@ step, and within 1.5× of PyTorch eager.
 Examples::
 
     python -m benchmarks.cnn                         # both workloads, 7 repeats
+    python -m benchmarks.cnn --threads 1             # BLAS and torch on one thread each
     python -m benchmarks.cnn --workloads cnn_digits --repeats 1 --no-peers   # smoke
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -255,7 +258,7 @@ def make_handwritten_step(w: CnnWorkload, lr: float = 1e-3, seed: int = 2) -> Ha
     zs = [np.empty((n, *o), f32) for _, o in conv]
     pools = [np.empty((n, o[0] // 2, o[1] // 2, o[2]), f32) for _, o in conv]
     dzs = [np.zeros((n, *o), f32) for _, o in conv]
-    dcols = [np.empty_like(c) for c in cols]
+    dcols = [np.empty((n * o[0] * o[1], i[2]), f32) for i, o in conv]
     dxps = [np.empty_like(xp) for xp in xps]
     hs = [np.empty((n, d_out), f32) for _, d_out in dense]
     dhs = [np.empty((n, d_in), f32) for d_in, _ in dense]
@@ -327,14 +330,16 @@ def make_handwritten_step(w: CnnWorkload, lr: float = 1e-3, seed: int = 2) -> Ha
             np.sum(dz, axis=0, out=grads[k][1])
             if k == 0:
                 break
-            np.matmul(dz, params[k][0].T, out=dcols[k])
-            d6 = dcols[k].reshape(n, oh, ow, 3, 3, ci)
+            # col2im by kernel offset: one (n·OH·OW, c_out) x (c_out, c_in) product each,
+            # added into its strided view (faster than one big product here)
+            w9 = params[k][0].reshape(3, 3, ci, co)
             dxp = dxps[k]
             dxp[...] = 0
             for i in range(3):
                 for j in range(3):
                     view = dxp[:, i:i + oh, j:j + ow]
-                    np.add(view, d6[:, :, :, i, j], out=view)
+                    np.matmul(dz, w9[i, j].T, out=dcols[k])
+                    np.add(view, dcols[k].reshape(view.shape), out=view)
             dpool = dxp[:, pad:pad + hi, pad:pad + wi]
 
     b1, b2, eps = 0.9, 0.999, 1e-8
@@ -370,10 +375,11 @@ def make_handwritten_step(w: CnnWorkload, lr: float = 1e-3, seed: int = 2) -> Ha
 
 # -- PyTorch -----------------------------------------------------------------------------
 
-def torch_step(w: CnnWorkload) -> tuple[Callable[[], None], str]:
-    """PyTorch eager, NCHW: ``zero_grad``, forward, cross-entropy, ``backward``, Adam ``step``."""
+def torch_step(w: CnnWorkload, threads: int | None = None) -> tuple[Callable[[], None], str]:
+    """PyTorch eager, NCHW: ``zero_grad``, forward, cross-entropy, ``backward``, Adam ``step``,
+    on ``threads`` threads (default: every core, as NumPy's BLAS)."""
     torch: Any = import_module("torch")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     torch.manual_seed(0)
     nn = torch.nn
     modules: list[Any] = []
@@ -428,7 +434,8 @@ def interleaved(steps: dict[str, timing.Step], repeats: int, block: float,
     return out
 
 
-def run_workload(w: CnnWorkload, repeats: int, *, peers: bool) -> dict[str, Any]:
+def run_workload(w: CnnWorkload, repeats: int, *, peers: bool,
+                 threads: int | None = None) -> dict[str, Any]:
     """Time every contender on ``w``; the workload's JSON record."""
     floor = make_floor(w)
     steps: dict[str, timing.Step] = {"floor": floor.step, "nnfunc": nnfunc_step(w),
@@ -437,7 +444,7 @@ def run_workload(w: CnnWorkload, repeats: int, *, peers: bool) -> dict[str, Any]
     versions: dict[str, str] = {}
     if peers:
         try:
-            steps["torch"], versions["torch"] = torch_step(w)
+            steps["torch"], versions["torch"] = torch_step(w, threads)
         except ImportError as err:
             notes.append(f"torch skipped: not installed ({err.name or err})")
     block = timing.block_seconds(throughput(floor.step, 0.02, 2), target=0.3, cap=1.0)
@@ -512,6 +519,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", type=Path, metavar="PATH")
     parser.add_argument("--no-peers", action="store_true", help="skip torch")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="limit NumPy's BLAS (through threadpoolctl) and torch to N "
+                             "threads; default: every core for both")
     parser.add_argument("--no-tune", action="store_true",
                         help="do not call nnfunc.allocator.tune() first")
     args = parser.parse_args(argv)
@@ -526,12 +536,20 @@ def main(argv: list[str] | None = None) -> int:
         from nnfunc.allocator import tune
 
         tuned = tune()
-    info = report.machine_info("float32", args.repeats, tuned)
-    print(report.header(info), flush=True)
-    results = []
-    for name in names:
-        results.append(run_workload(WORKLOADS[name], args.repeats, peers=not args.no_peers))
-        print(f"  {name} done", file=sys.stderr, flush=True)
+    limit: Any = contextlib.nullcontext()
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads}")
+        limit = import_module("threadpoolctl").threadpool_limits(args.threads, user_api="blas")
+    with limit:
+        info = report.machine_info("float32", args.repeats, tuned)
+        info["threads"] = args.threads
+        print(report.header(info), flush=True)
+        results = []
+        for name in names:
+            results.append(run_workload(WORKLOADS[name], args.repeats, peers=not args.no_peers,
+                                        threads=args.threads))
+            print(f"  {name} done", file=sys.stderr, flush=True)
     print(table(results))
     if args.json is not None:
         args.json.write_text(json.dumps({"machine": info, "workloads": results}, indent=2)

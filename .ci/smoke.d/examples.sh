@@ -24,6 +24,18 @@ PY
 "$PY" "$EX/digits_mlp.py" --quiet --out "$out" | tee "$out/digits.log"
 accuracy "$out/digits.log" digits_mlp 0.97
 test -s "$out/digits_mlp_best.npz"
+"$PY" "$EX/digits_cnn.py" --quiet | tee "$out/digits_cnn.log"
+accuracy "$out/digits_cnn.log" digits_cnn 0.97
+# the CNN must beat the MLP on the same test split
+"$PY" - "$out/digits.log" "$out/digits_cnn.log" <<'PY'
+import re, sys
+mlp, cnn = (float(re.search(r"^test accuracy: ([0-9.]+)$", open(p).read(), re.M).group(1))
+            for p in sys.argv[1:])
+assert cnn > mlp, f"digits_cnn test accuracy {cnn} <= digits_mlp's {mlp}"
+print(f"digits_cnn {cnn} > digits_mlp {mlp}")
+PY
+"$PY" "$EX/mnist_cnn.py" --quiet | tee "$out/mnist_cnn.log"
+accuracy "$out/mnist_cnn.log" mnist_cnn 0.96
 "$PY" "$EX/custom_layer.py"
 "$PY" "$EX/regression.py"
 "$PY" "$EX/spirals.py"

@@ -57,6 +57,12 @@ class Window(NamedTuple):
         return self.in_hw[0] + t + b, self.in_hw[1] + left + r
 
     @property
+    def disjoint(self) -> bool:
+        """Whether windows never overlap (stride at least the dilated window on both axes)."""
+        return all(s >= d * (k - 1) + 1 for k, s, d in zip(self.size, self.stride,
+                                                            self.dilation))
+
+    @property
     def padded(self) -> bool:
         """Whether any side is padded."""
         return any(p for pair in self.pads for p in pair)
@@ -182,14 +188,16 @@ def patches(xp: Array, win: Window) -> Array:
 
 
 def scatter(win: Window, batch: int, channels: int, dtype: Any,
-            part: Callable[[int, int], Array]) -> Array:
-    """``dx (n, H, W, C)``: the sum over kernel offsets of ``part(i, j) (n, OH, OW, C)``
-    added into :func:`offset_view` ``(i, j)`` of a zero padded buffer (the
-    transpose of reading those views), with the padding cut off."""
+            add: Callable[[Array, int, int], None]) -> Array:
+    """``dx (n, H, W, C)``: ``add(view, i, j)`` adds kernel offset ``(i, j)``'s share
+    of the gradient into ``view``, its :func:`offset_view` ``(n, OH, OW, C)`` of a
+    zero padded buffer (the transpose of reading those views); the padding is
+    cut off. Offsets are visited once each, in row-major order. When
+    ``win.disjoint``, no cell is in two views, so ``add`` may write instead.
+    """
     dxp = np.zeros((batch, *win.padded_hw, channels), dtype)
     kh, kw = win.size
     for i in range(kh):
         for j in range(kw):
-            view = offset_view(dxp, win, i, j)
-            np.add(view, part(i, j), out=view)
+            add(offset_view(dxp, win, i, j), i, j)
     return unpad(dxp, win)

@@ -21,15 +21,17 @@ __all__ = ["avg_pool1d", "avg_pool2d", "global_avg_pool", "global_max_pool", "ma
 
 
 class _Residuals(NamedTuple):
-    aux: Array  # max: the argmax offset of each output; avg: 1 / count
+    aux: Any  # max: the padded input and the output; avg: 1 / count
     win: _patches.Window
     x_shape: Shape
 
 
 # forward(x4 (n, H, W, C), win) -> (y4 (n, OH, OW, C), aux);
-# backward(dy4, aux, win) -> part(i, j), the share of dy4 that kernel offset (i, j) read
-_Forward = Callable[[Array, _patches.Window], tuple[Array, Array]]
-_Backward = Callable[[Array, Array, _patches.Window], Callable[[int, int], Array]]
+# backward(dy4, aux, win) -> add(view, i, j), which adds the share of dy4 that kernel
+# offset (i, j) read into view (see _patches.scatter)
+_Adder = Callable[[Array, int, int], None]
+_Forward = Callable[[Array, _patches.Window], tuple[Array, Any]]
+_Backward = Callable[[Array, Any, _patches.Window], _Adder]
 
 
 def _pool(family: str, ndim: int, window: Any, stride: Any, padding: Any,
@@ -84,22 +86,33 @@ def _pool(family: str, ndim: int, window: Any, stride: Any, padding: Any,
     return from_forward_backward(name, init, forward, backward)
 
 
-def _max_forward(x: Array, win: _patches.Window) -> tuple[Array, Array]:
+def _max_forward(x: Array, win: _patches.Window) -> tuple[Array, tuple[Array, Array]]:
     xp = _patches.pad(x, win, -np.inf)
     kh, kw = win.size
-    best = _patches.offset_view(xp, win, 0, 0).copy()
-    arg = np.zeros(best.shape, np.int32)
-    for k in range(1, kh * kw):
-        view = _patches.offset_view(xp, win, k // kw, k % kw)
-        later = view > best  # strict: a tie keeps the earlier (first) maximum
-        np.copyto(best, view, where=later)
-        np.copyto(arg, k, where=later)
-    return best, arg
+    views = [_patches.offset_view(xp, win, k // kw, k % kw) for k in range(kh * kw)]
+    y = views[0].copy() if len(views) == 1 else np.maximum(views[0], views[1])
+    for view in views[2:]:
+        np.maximum(y, view, out=y)
+    return y, (xp, y)
 
 
-def _max_backward(dy: Array, arg: Array, win: _patches.Window) -> Callable[[int, int], Array]:
-    kw = win.size[1]
-    return lambda i, j: np.where(arg == i * kw + j, dy, dy.dtype.type(0))
+def _max_backward(dy: Array, aux: tuple[Array, Array], win: _patches.Window) -> _Adder:
+    """Offsets come in row-major order (:func:`_patches.scatter`); an offset gets a
+    window's ``dy`` where it holds the maximum and no earlier offset did, which is
+    the first maximum, found without storing an argmax."""
+    xp, y = aux
+    free = np.ones(dy.shape, bool)  # no earlier offset of the window held its maximum
+
+    def add(view: Array, i: int, j: int) -> None:
+        hit = _patches.offset_view(xp, win, i, j) == y
+        hit &= free
+        np.logical_xor(free, hit, out=free)
+        if win.disjoint:  # the view is still zero: write, do not add
+            np.multiply(hit, dy, out=view)
+        else:
+            np.add(view, np.where(hit, dy, dy.dtype.type(0)), out=view)
+
+    return add
 
 
 def _counts(n: int, k: int, s: int, pads: tuple[int, int], out: int) -> Array:
@@ -121,9 +134,13 @@ def _avg_forward(x: Array, win: _patches.Window) -> tuple[Array, Array]:
     return total, inv
 
 
-def _avg_backward(dy: Array, inv: Array, win: _patches.Window) -> Callable[[int, int], Array]:
+def _avg_backward(dy: Array, inv: Array, win: _patches.Window) -> _Adder:
     share = dy * inv
-    return lambda i, j: share
+
+    def add(view: Array, i: int, j: int) -> None:
+        np.add(view, share, out=view)
+
+    return add
 
 
 def max_pool2d(window: int | tuple[int, int], *, stride: int | tuple[int, int] | None = None,
