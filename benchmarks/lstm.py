@@ -105,8 +105,9 @@ def nnfunc_step(w: LstmWorkload) -> timing.Step:
     x, y = make_batch(w)
     state = [params, opt.init(params)]
 
-    def run() -> None:
-        state[0], state[1], _ = step(state[0], state[1], x, y)
+    def run() -> Any:
+        state[0], state[1], loss = step(state[0], state[1], x, y)
+        return loss
 
     return run
 
@@ -132,12 +133,15 @@ def torch_step(w: LstmWorkload, threads: int) -> tuple[timing.Step, str]:
     return run, str(torch.__version__)
 
 
-def measure(w: LstmWorkload, repeats: int, min_seconds: float, threads: int) -> dict[str, Any]:
+def measure(w: LstmWorkload, repeats: int, min_seconds: float, threads: int,
+            torch: bool = True) -> dict[str, Any]:
+    """Time the contenders interleaved; the run's JSON record."""
     steps: dict[str, timing.Step] = {"floor": floor_step(w), "nnfunc": nnfunc_step(w)}
     notes: list[str] = []
     torch_version = None
     try:
-        steps["torch"], torch_version = torch_step(w, threads)
+        if torch:
+            steps["torch"], torch_version = torch_step(w, threads)
     except ImportError as err:
         notes.append(f"torch skipped: not installed ({err.name or err})")
     times = timing.interleaved(steps, repeats, min_seconds)
@@ -181,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="threads for NumPy's BLAS and for torch")
     parser.add_argument("--json", type=Path, help="write the record here too")
+    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     parser.add_argument("--no-tune", action="store_true",
                         help="do not call nnfunc.allocator.tune() first")
     args = parser.parse_args(argv)
@@ -195,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lstm: batch {w.batch}, T {w.steps}, D {w.d_in}, H {w.hidden}, {w.classes} "
           f"classes, Adam, float32; {args.threads} threads for torch"
           + ("" if limits is not None else " (BLAS threads not set: no threadpoolctl)"))
-    result = measure(w, args.repeats, args.min_seconds, args.threads)
+    result = measure(w, args.repeats, args.min_seconds, args.threads, torch=not args.no_torch)
     print("\n".join(lines(result)))
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "lstm": result}, indent=2))
