@@ -283,10 +283,11 @@ def _lstm_steps(w_h: Array, b_h: Array | None, gx: Array,
     tcs = np.empty((steps, n, h), gx.dtype)
     hs[0], cs[0] = carry0
     ig = np.empty((n, h), gx.dtype)
+    rec = np.empty((n, h4), gx.dtype)
     add = 1 - s
     for t in range(steps):
         a = acts[t]
-        a += hs[t] @ w_hs
+        a += np.matmul(hs[t], w_hs, out=rec)
         np.tanh(a, out=a)
         a *= s
         a += add
