@@ -229,14 +229,14 @@ def _gate_scale(h: int, blocks: str, dtype: Any) -> Array:
     return np.repeat(np.array([0.5 if b == "s" else 1.0 for b in blocks], dtype), h)
 
 
-def _slopes(acts: Array, s: Array) -> Array:
-    """``act'(a)`` from ``act = s·tanh(s·a) + (1 - s)``: ``s²(1 - u²)``, ``u = (act - 1 + s)/s``."""
-    u: Array = acts - (1 - s)
-    u /= s
-    u *= u
-    np.subtract(1, u, out=u)
-    u *= s * s
-    return u
+def _slope(act: Array, s: Array, out: Array) -> Array:
+    """``act'(a)`` from ``act = s·tanh(s·a) + (1 - s)``, into ``out``: with
+    ``u = tanh(s·a) = (act - 1 + s)/s`` it is ``s²(1 - u²) = s² - (act - 1 + s)²``,
+    i.e. ``σ(1 - σ)`` or ``1 - tanh²`` by block. Per step, on data still in cache."""
+    np.subtract(act, 1 - s, out=out)
+    out *= out
+    np.subtract(s * s, out, out=out)
+    return out
 
 
 def _rnn_steps(w_h: Array, b_h: Array | None, gx: Array,
@@ -283,10 +283,11 @@ def _lstm_steps(w_h: Array, b_h: Array | None, gx: Array,
     tcs = np.empty((steps, n, h), gx.dtype)
     hs[0], cs[0] = carry0
     ig = np.empty((n, h), gx.dtype)
+    rec = np.empty((n, h4), gx.dtype)
     add = 1 - s
     for t in range(steps):
         a = acts[t]
-        a += hs[t] @ w_hs
+        a += np.matmul(hs[t], w_hs, out=rec)
         np.tanh(a, out=a)
         a *= s
         a += add
@@ -308,7 +309,6 @@ def _lstm_back(w_h: Array, res: Any, hs: Array, dhs: Array | None,
     """
     acts, cs, tcs, s = res
     h = hs.shape[-1]
-    slopes = _slopes(acts, s)
     o_slope = 1 - tcs * tcs
     o_slope *= acts[:, :, 3 * h:]  # o ⊙ (1 - tanh² c_t), for every step at once
     dgates = np.empty_like(acts)
@@ -316,6 +316,7 @@ def _lstm_back(w_h: Array, res: Any, hs: Array, dhs: Array | None,
     dh, dc = dcarry
     dc = dc.copy()
     tmp = np.empty_like(dc)
+    slope = np.empty_like(acts[0])
     for t in range(acts.shape[0] - 1, -1, -1):
         if dhs is not None:
             dh = dh + dhs[t]
@@ -325,7 +326,7 @@ def _lstm_back(w_h: Array, res: Any, hs: Array, dhs: Array | None,
         np.multiply(dc, a[:, 2 * h:3 * h], out=d[:, :h])
         np.multiply(dc, cs[t], out=d[:, h:2 * h])
         np.multiply(dc, a[:, :h], out=d[:, 2 * h:3 * h])
-        d *= slopes[t]
+        d *= _slope(a, s, slope)
         dc *= a[:, h:2 * h]
         dh = d @ w_ht
     return dgates, dgates, (dh, dc)
@@ -368,7 +369,8 @@ def _gru_back(w_h: Array, res: Any, hs: Array, dhs: Array | None,
     ``dh_{t-1} = dh ⊙ z + dgh_t W_hᵀ``."""
     acts, gh = res
     h = hs.shape[-1]
-    slopes = _slopes(acts, _gate_scale(h, "sst", acts.dtype))
+    s = _gate_scale(h, "sst", acts.dtype)
+    slopes = np.empty_like(acts[0])
     z_all = acts[:, :, h:2 * h]
     keep = 1 - z_all  # 1 - z, and h_{t-1} - n, for every step at once
     gap = hs[:-1] - acts[:, :, 2 * h:]
@@ -380,11 +382,12 @@ def _gru_back(w_h: Array, res: Any, hs: Array, dhs: Array | None,
         if dhs is not None:
             dh = dh + dhs[t]
         a, dx_t, dh_t = acts[t], dgx[t], dgh[t]
+        _slope(a, s, slopes)
         dn = np.multiply(dh, keep[t], out=dx_t[:, 2 * h:])
         np.multiply(dh, gap[t], out=dx_t[:, h:2 * h])
-        dx_t[:, h:] *= slopes[t, :, h:]
+        dx_t[:, h:] *= slopes[:, h:]
         np.multiply(dn, gh[t, :, 2 * h:], out=dx_t[:, :h])
-        dx_t[:, :h] *= slopes[t, :, :h]
+        dx_t[:, :h] *= slopes[:, :h]
         dh_t[:, :2 * h] = dx_t[:, :2 * h]
         np.multiply(dn, a[:, :h], out=dh_t[:, 2 * h:])
         prev = dh * z_all[t]
@@ -426,8 +429,9 @@ def _as_params(name: str, family: _Family, params: Any) -> tuple[Any, bool]:
                 and w_h.shape[1] == w_x.shape[1] == family.gates * w_h.shape[0]
                 and all(b.shape == (w_x.shape[1],) for b in bs)):
             return family.params(*params), True
-    raise type_fail(name, "params", f"must be {_layout(family)} as init returns",
-                    describe(params))
+    got = (f"{type(params).__name__} of {[describe(a) for a in params]}"
+           if isinstance(params, tuple) else describe(params))
+    raise type_fail(name, "params", f"must be {_layout(family)} as init returns", got)
 
 
 def _biases(family: _Family, p: Any) -> tuple[Array, Array | None]:
