@@ -18,7 +18,7 @@ Contenders, interleaved within each repeat (:mod:`benchmarks.timing`):
   projection (the input needs no gradient), and the four batched products
   ``Pᵀ dO``, ``dO Vᵀ``, ``dS K``, ``dSᵀ Q``.
 * **nnfunc** — ``train_step(model, softmax_cross_entropy, adam, donate=True)``
-  as ``fit`` runs it.
+  as ``fit`` runs it, after ``nnfunc.allocator.tune()`` (``--no-tune`` skips it).
 * **torch** — PyTorch eager with the same threads (``torch.set_num_threads``
   of NumPy's BLAS threads): ``nn.LayerNorm``, ``nn.MultiheadAttention
   (batch_first=True)`` with a boolean causal ``attn_mask``, ``nn.Linear``,
@@ -277,7 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-peers", action="store_true", help="skip PyTorch")
     parser.add_argument("--json", type=Path, help="write the record here too")
+    parser.add_argument("--no-tune", action="store_true",
+                        help="do not call nnfunc.allocator.tune() first")
     args = parser.parse_args(argv)
+    if not args.no_tune:  # as the MLP benchmark and the README's training scripts do
+        import_module("nnfunc.allocator").tune()
     record = run(Config(), args.repeats, peers=not args.no_peers)
     print(format_record(record))
     if args.json is not None:

@@ -27,3 +27,5 @@ test -s "$out/digits_mlp_best.npz"
 "$PY" "$EX/custom_layer.py"
 "$PY" "$EX/regression.py"
 "$PY" "$EX/spirals.py"
+# the character-level LM's quick mode: it exits non-zero unless it beats the bigram model
+"$PY" "$EX/char_lm.py" --quick
