@@ -83,7 +83,7 @@ class Config(NamedTuple):
     seconds: float  # training stops at steps or seconds, whichever comes first
 
 
-FULL = Config(t=64, width=96, blocks=2, heads=4, hidden=256, batch=32, lr=3e-3, steps=1500,
+FULL = Config(t=64, width=64, blocks=2, heads=4, hidden=256, batch=32, lr=4e-3, steps=1500,
               seconds=150.0)
 QUICK = Config(t=32, width=64, blocks=1, heads=2, hidden=128, batch=32, lr=5e-3, steps=500,
                seconds=30.0)

@@ -52,8 +52,7 @@ from nnfunc.layers.attention import AttentionParams
 from nnfunc.layers.recurrent import GRUParams, LSTMParams, SimpleRNNParams
 from nnfunc.typing import Array
 
-__all__ = ["load_torch_gru", "load_torch_lstm", "load_torch_rnn"]
-__all__ += ["load_torch_multihead_attention"]
+__all__ = ["load_torch_gru", "load_torch_lstm", "load_torch_multihead_attention", "load_torch_rnn"]
 
 
 def _entries(component: str, state_dict: Any, prefix: str) -> dict[str, Any]:
