@@ -33,6 +33,7 @@ Examples::
 
     python -m benchmarks.transformer                  # 5 repeats, with torch if installed
     python -m benchmarks.transformer --repeats 9 --json out.json
+    python -m benchmarks.transformer --threads 1      # one thread each (a busy machine)
     python -m benchmarks.transformer --no-peers --repeats 1   # smoke run
 """
 
@@ -210,8 +211,15 @@ def _blas_threads() -> int:
     return max(counts) if counts else (os.cpu_count() or 1)
 
 
-def run(cfg: Config, repeats: int, *, peers: bool = True) -> dict[str, Any]:
-    """Time the contenders interleaved; the JSON record of the run."""
+def run(cfg: Config, repeats: int, *, peers: bool = True,
+        threads: int | None = None) -> dict[str, Any]:
+    """Time the contenders interleaved; the JSON record of the run.
+
+    ``threads`` limits NumPy's BLAS (through ``threadpoolctl``) and torch to
+    that many threads; by default both use NumPy's BLAS thread count.
+    """
+    if threads is not None:
+        import_module("threadpoolctl").threadpool_limits(threads, user_api="blas")
     steps: dict[str, timing.Step] = {"floor": make_floor(cfg)}
     nn_step, _ = make_nnfunc_step(cfg)
     steps["nnfunc"] = nn_step
@@ -277,12 +285,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-peers", action="store_true", help="skip PyTorch")
     parser.add_argument("--json", type=Path, help="write the record here too")
+    parser.add_argument("--threads", type=int,
+                        help="BLAS and torch threads (default: NumPy's BLAS threads); needs "
+                             "threadpoolctl")
     parser.add_argument("--no-tune", action="store_true",
                         help="do not call nnfunc.allocator.tune() first")
     args = parser.parse_args(argv)
     if not args.no_tune:  # as the MLP benchmark and the README's training scripts do
         import_module("nnfunc.allocator").tune()
-    record = run(Config(), args.repeats, peers=not args.no_peers)
+    record = run(Config(), args.repeats, peers=not args.no_peers, threads=args.threads)
     print(format_record(record))
     if args.json is not None:
         args.json.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
