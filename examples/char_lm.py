@@ -83,7 +83,7 @@ class Config(NamedTuple):
     seconds: float  # training stops at steps or seconds, whichever comes first
 
 
-FULL = Config(t=64, width=64, blocks=2, heads=4, hidden=256, batch=32, lr=4e-3, steps=1500,
+FULL = Config(t=64, width=64, blocks=2, heads=4, hidden=256, batch=32, lr=4e-3, steps=1200,
               seconds=150.0)
 QUICK = Config(t=32, width=64, blocks=1, heads=2, hidden=128, batch=32, lr=5e-3, steps=500,
                seconds=30.0)
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=("transformer", "lstm"), default="transformer")
     parser.add_argument("--quick", action="store_true",
                         help="a smaller model and fewer steps (for CI)")
-    parser.add_argument("--steps", type=int, help="training steps (default 1500; quick 500)")
+    parser.add_argument("--steps", type=int, help="training steps (default 1200; quick 500)")
     parser.add_argument("--seconds", type=float,
                         help="stop training after this many seconds even if steps remain "
                              "(default 150; quick 30)")
