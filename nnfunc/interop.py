@@ -182,56 +182,38 @@ def load_torch_gru(state_dict: Mapping[str, Any], *, prefix: str = "",
     return GRUParams(w_x, w_h, b_ih, b_hh)
 
 
-def _tensor(component: str, state: Mapping[str, Any], prefix: str, name: str,
-            shape: tuple[int, ...], dtype: Any) -> Array:
-    """``state[prefix + name]`` as a NumPy array of ``shape`` and ``dtype``, or a clear error."""
-    key = prefix + name
-    if key not in state:
-        raise fail(component, "state_dict", f"must hold {key!r}", f"keys {sorted(state)}")
-    value = np.asarray(state[key], dtype=dtype)
-    if value.shape != shape:
-        raise fail(component, f"state_dict[{key!r}]", f"must have shape {shape}",
-                   f"shape {value.shape}")
-    return value
-
-
 def load_torch_multihead_attention(state_dict: Mapping[str, Any], *, prefix: str = "",
-                                   dtype: Any = np.float32) -> AttentionParams:
-    """Params for :func:`nnfunc.multi_head_attention` from ``torch.nn.MultiheadAttention``.
+                                   dtype: Any = None) -> AttentionParams:
+    """:func:`~nnfunc.layers.multi_head_attention` params from ``torch.nn.MultiheadAttention``.
 
-    ``torch.nn.MultiheadAttention(D, h, batch_first=True)`` computes, for
-    ``query = key = value = x``, the same function as
+    ``torch.nn.MultiheadAttention(D, h, batch_first=True)`` called as
+    ``mha(x, x, x, need_weights=False)`` computes the same function as
     ``multi_head_attention(h)``; ``causal=True`` is PyTorch's
     ``attn_mask=torch.triu(torch.ones(T, T, dtype=torch.bool), 1)`` (``True``
     masks a key). The mapping, with ``D`` the width:
 
-    ===========================  =========================  =====================
-    PyTorch                      shape                      nnfunc
-    ===========================  =========================  =====================
-    ``in_proj_weight``           ``(3D, D)``, rows q, k, v   ``w_qkv = Wᵀ (D, 3D)``
-    ``in_proj_bias``             ``(3D,)``                  ``b_qkv``
-    ``out_proj.weight``          ``(D, D)``                 ``w_o = Wᵀ``
-    ``out_proj.bias``            ``(D,)``                   ``b_o``
-    ===========================  =========================  =====================
+    ===================  ==================================  =====================
+    PyTorch              shape                               nnfunc
+    ===================  ==================================  =====================
+    ``in_proj_weight``   ``(3D, D)``, row blocks q, k, v     ``w_qkv = Wᵀ (D, 3D)``
+    ``in_proj_bias``     ``(3D,)``                           ``b_qkv``
+    ``out_proj.weight``  ``(D, D)``                          ``w_o = Wᵀ``
+    ``out_proj.bias``    ``(D,)``                            ``b_o``
+    ===================  ==================================  =====================
 
     PyTorch keeps head ``j`` in rows ``j·d:(j+1)·d`` of each block, nnfunc in
-    the same columns after the transpose, so the number of heads need not be
-    given. A module built with ``bias=False`` has no bias entries; the
-    params' biases are then ``None`` (build the layer with ``use_bias=False``).
-
-    Args:
-        state_dict: ``module.state_dict()``, or any mapping of those names
-            (after ``prefix``) to arrays or tensors.
-        prefix: prepended to every name, e.g. ``"encoder.attn."`` to read
-            one module out of a whole model's state dict.
-        dtype: dtype of the returned params.
+    those columns after the transpose, so the number of heads need not be
+    given (pass it to the layer). A module built with ``bias=False`` has no
+    bias entries and loads with ``None`` biases (build the layer with
+    ``use_bias=False``). ``dtype`` (default: the state dict's float dtype)
+    casts every array.
 
     Raises:
-        ValueError: a missing entry or a wrong shape, naming the entry;
-            separate ``q_proj_weight``/``k_proj_weight`` (a module with
-            ``kdim``/``vdim`` different from ``embed_dim``, which self-attention
-            never needs) or ``bias_k``/``bias_v`` (``add_bias_kv=True``).
-        TypeError: ``state_dict`` not a mapping.
+        TypeError: ``state_dict`` not a mapping, or a value not an array.
+        ValueError: a missing or unexpected entry (``q_proj_weight`` of a
+            module with ``kdim``/``vdim`` other than ``embed_dim``, ``bias_k``
+            of ``add_bias_kv=True``: not self-attention as nnfunc computes
+            it), one bias without the other, or shapes that do not fit.
 
     >>> import numpy as np
     >>> d = 4
@@ -241,27 +223,28 @@ def load_torch_multihead_attention(state_dict: Mapping[str, Any], *, prefix: str
     [(4, 12), (12,), (4, 4), (4,)]
     """
     name = "load_torch_multihead_attention"
-    if not isinstance(state_dict, Mapping):
-        raise type_fail(name, "state_dict", "must be a mapping of names to arrays "
-                        "(module.state_dict())", describe(state_dict))
-    for unsupported, why in (("q_proj_weight", "kdim/vdim different from embed_dim"),
-                             ("bias_k", "add_bias_kv=True")):
-        if prefix + unsupported in state_dict:
-            raise fail(name, "state_dict", f"must come from a self-attention module without "
-                       f"{why}", f"an entry {prefix + unsupported!r}")
-    w_key = prefix + "in_proj_weight"
-    if w_key not in state_dict:
-        raise fail(name, "state_dict", f"must hold {w_key!r}", f"keys {sorted(state_dict)}")
-    w_in = np.asarray(state_dict[w_key], dtype=dtype)
+    a = _take(name, state_dict, prefix, ("in_proj_weight", "out_proj.weight"),
+              ("in_proj_bias", "out_proj.bias"), dtype,
+              "a torch.nn.MultiheadAttention with kdim = vdim = embed_dim, add_bias_kv=False")
+    w_in, w_out, b_in, b_out = (a["in_proj_weight"], a["out_proj.weight"], a["in_proj_bias"],
+                                a["out_proj.bias"])
+    assert w_in is not None
+    assert w_out is not None
     if w_in.ndim != 2 or w_in.shape[0] != 3 * w_in.shape[1]:
-        raise fail(name, f"state_dict[{w_key!r}]", "must have shape (3·D, D)",
+        raise fail(name, prefix + "in_proj_weight", "must have shape (3·D, D)",
                    f"shape {w_in.shape}")
     width = w_in.shape[1]
-    w_out = _tensor(name, state_dict, prefix, "out_proj.weight", (width, width), dtype)
-    has_bias = prefix + "in_proj_bias" in state_dict or prefix + "out_proj.bias" in state_dict
-    b_in = (_tensor(name, state_dict, prefix, "in_proj_bias", (3 * width,), dtype)
-            if has_bias else None)
-    b_out = (_tensor(name, state_dict, prefix, "out_proj.bias", (width,), dtype)
-             if has_bias else None)
-    return AttentionParams(np.ascontiguousarray(w_in.T), b_in, np.ascontiguousarray(w_out.T),
-                           b_out)
+    if w_out.shape != (width, width):
+        raise fail(name, prefix + "out_proj.weight", f"must have shape ({width}, {width}) to "
+                   f"match {prefix}in_proj_weight {w_in.shape}", f"shape {w_out.shape}")
+    if (b_in is None) != (b_out is None):
+        raise fail(name, "state_dict", "must hold both biases or neither",
+                   f"only {prefix}{'in_proj_bias' if b_out is None else 'out_proj.bias'}")
+    for key, b, rows in (("in_proj_bias", b_in, 3 * width), ("out_proj.bias", b_out, width)):
+        if b is not None and b.shape != (rows,):
+            raise fail(name, prefix + key, f"must have shape ({rows},)", f"shape {b.shape}")
+    cast = w_in.dtype
+    return AttentionParams(
+        np.ascontiguousarray(w_in.T), None if b_in is None else b_in.astype(cast, copy=False),
+        np.ascontiguousarray(w_out.T.astype(cast, copy=False)),
+        None if b_out is None else b_out.astype(cast, copy=False))

@@ -80,7 +80,7 @@ def test_the_layout_is_a_transpose() -> None:
     np.testing.assert_array_equal(params.w_o, state["out_proj.weight"].T)
     np.testing.assert_array_equal(params.b_o, state["out_proj.bias"])
     assert params.w_qkv.dtype == np.float64
-    assert load_torch_multihead_attention(state).w_o.dtype == np.float32
+    assert load_torch_multihead_attention(state, dtype=np.float32).w_o.dtype == np.float32
     no_bias = load_torch_multihead_attention({k: v for k, v in state.items() if "bias" not in k})
     assert no_bias.b_qkv is None
     assert no_bias.b_o is None
@@ -89,17 +89,24 @@ def test_the_layout_is_a_transpose() -> None:
 def test_bad_state_dicts_name_the_entry() -> None:
     state = _state(4)
     with pytest.raises(ValueError, match=r"load_torch_multihead_attention: state_dict must hold "
-                                         r"'out_proj.weight'"):
+                                         r"in_proj_weight, out_proj.weight .*no out_proj.weight"):
         load_torch_multihead_attention({k: v for k, v in state.items() if k != "out_proj.weight"})
-    with pytest.raises(ValueError, match=r"state_dict\['in_proj_weight'\] must have shape "
-                                         r"\(3·D, D\); got shape \(4, 4\)"):
+    with pytest.raises(ValueError, match=r"in_proj_weight must have shape \(3·D, D\); got shape "
+                                         r"\(4, 4\)"):
         load_torch_multihead_attention({**state, "in_proj_weight": np.zeros((4, 4))})
-    with pytest.raises(ValueError, match=r"state_dict\['out_proj.bias'\] must have shape "
-                                         r"\(4,\); got shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"out_proj.weight must have shape \(4, 4\) to match "
+                                         r"in_proj_weight \(12, 4\); got shape \(4, 3\)"):
+        load_torch_multihead_attention({**state, "out_proj.weight": np.zeros((4, 3))})
+    with pytest.raises(ValueError, match=r"out_proj.bias must have shape \(4,\); got shape "
+                                         r"\(3,\)"):
         load_torch_multihead_attention({**state, "out_proj.bias": np.zeros(3)})
-    with pytest.raises(ValueError, match=r"without kdim/vdim"):
+    with pytest.raises(ValueError, match=r"must hold both biases or neither; got only "
+                                         r"in_proj_bias"):
+        load_torch_multihead_attention({k: v for k, v in state.items() if k != "out_proj.bias"})
+    with pytest.raises(ValueError, match=r"must hold only the entries of a torch.nn.Multihead"
+                                         r"Attention with kdim = vdim.*also q_proj_weight"):
         load_torch_multihead_attention({**state, "q_proj_weight": np.zeros((4, 4))})
-    with pytest.raises(ValueError, match=r"must hold 'x.in_proj_weight'"):
+    with pytest.raises(ValueError, match=r"no x.in_proj_weight"):
         load_torch_multihead_attention(state, prefix="x.")
     with pytest.raises(TypeError, match=r"state_dict must be a mapping"):
         load_torch_multihead_attention([1, 2])  # type: ignore[arg-type]

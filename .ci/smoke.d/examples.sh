@@ -39,3 +39,5 @@ accuracy "$out/mnist_cnn.log" mnist_cnn 0.96
 "$PY" "$EX/custom_layer.py"
 "$PY" "$EX/regression.py"
 "$PY" "$EX/spirals.py"
+# the character-level LM's quick mode: it exits non-zero unless it beats the bigram model
+"$PY" "$EX/char_lm.py" --quick
