@@ -240,3 +240,11 @@ def test_bad_factory_arguments() -> None:
         nf.gru(3, return_sequences="no")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"simple_rnn: h_init must be an initializer"):
         nf.simple_rnn(3, h_init=3)  # type: ignore[arg-type]
+
+
+def test_scan_of_a_stateful_cell_is_a_clear_error() -> None:
+    cell = nf.serial(nf.fanin_concat(), nf.dense(3), nf.batch_norm(), nf.fanout(2))
+    layer = nf.scan(cell, (3,))
+    _, params = layer.init(random.key(0), (4, 2))
+    with pytest.raises(TypeError, match=r"serial: state is required"):
+        layer.apply(params, np.ones((2, 4, 2), np.float32))

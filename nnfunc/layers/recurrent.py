@@ -99,8 +99,10 @@ def scan(cell: Layer, carry_shape: ShapeTree) -> Layer:
             tuple carry (``((H,), (H,))`` for :func:`lstm_cell`).
 
     Raises:
-        TypeError: ``cell`` not a layer, ``carry_shape`` not a shape tree, or a
-            cell whose output is not a ``(carry, y_t)`` pair.
+        TypeError: ``cell`` not a layer, ``carry_shape`` not a shape tree, a
+            cell whose output is not a ``(carry, y_t)`` pair, or a stateful
+            cell (``batch_norm`` inside): ``scan`` threads no model state, and
+            the cell's own error says so at the first call.
         ValueError: at ``init``, an ``in_shape`` without a time axis or a cell
             that does not return its carry's shape; a ``T = 0`` input.
 
