@@ -60,11 +60,17 @@ def _no_end(state: Any, info: EpochInfo) -> Decision | None:
 
 
 class Callback(NamedTuple):
-    """``init``, ``on_epoch_end`` and (optionally) ``on_train_end``, all pure."""
+    """``init``, ``on_epoch_end`` and (optionally) ``on_train_end``, all pure.
+
+    ``rank0_only`` marks a callback that only writes (a file, a log) and
+    never decides: in data-parallel training (:mod:`nnfunc.distributed`)
+    only rank 0 runs it, as :func:`checkpoint` does.
+    """
 
     init: Callable[[], Any]
     on_epoch_end: Callable[[Any, EpochInfo], tuple[Any, Decision | None]]
     on_train_end: Callable[[Any, EpochInfo], Decision | None] = _no_end
+    rank0_only: bool = False
 
 
 def as_callback(cb: Any) -> Callback:
@@ -224,7 +230,8 @@ def checkpoint(path: str | os.PathLike[str], *, every: int = 1) -> Callback:
     (atomically: a crash mid-write keeps the previous file). Resume with
     ``fit(..., params=ck["params"], opt_state=ck["opt_state"],
     initial_epoch=ck["epoch"])`` (and ``model_state=ck["model_state"]``) and
-    the same key: the run continues bit-identically.
+    the same key: the run continues bit-identically. In
+    :func:`nnfunc.distributed.fit` only rank 0 writes the file.
     """
     every = positive_int(every, "checkpoint", "every")
     if not isinstance(path, (str, os.PathLike)):
@@ -250,4 +257,4 @@ def checkpoint(path: str | os.PathLike[str], *, every: int = 1) -> Callback:
             save(info)
         return None
 
-    return Callback(lambda: -1, on_epoch_end, on_train_end)
+    return Callback(lambda: -1, on_epoch_end, on_train_end, rank0_only=True)

@@ -439,6 +439,49 @@ def _with_params(component: str, state: Any, params: PyTree) -> Any:
                    str(err)) from None
 
 
+BatchStep = Callable[[PyTree, Any, Any, "Array | None", Key], tuple[Any, Any, Any, Any, Any]]
+"""``step(params, model_state, idx, weights, key) -> (loss, grads, y_pred, y, model_state)``
+of the global batch ``idx`` with those samples' ``weights`` (``model_state`` is ``()`` for a
+stateless model)."""
+
+
+def _batch_step(model: Layer, loss: Loss, x: Any, y: Any, need_preds: bool) -> BatchStep:
+    """The gradient of fit's loss on the samples ``idx`` of ``(x, y)``, in one process."""
+    stateful = is_stateful(model)
+
+    def step(params: PyTree, model_state: Any, idx: Any, wb: Array | None,
+             key: Key) -> tuple[Any, Any, Any, Any, Any]:
+        xb, yb = _take(x, idx), _take(y, idx)
+        if stateful:
+            value, grads, y_pred, model_state = _stateful_forward_backward(
+                model, loss, True, params, model_state, xb, yb, key, wb)
+        else:
+            value, grads, y_pred = _forward_backward(model, loss, True, params, xb, yb, key, wb)
+        return value, grads, y_pred, yb, model_state
+
+    return step
+
+
+class Shards(NamedTuple):
+    """How :func:`fit`'s loop runs as one of several processes (see :mod:`nnfunc.distributed`).
+
+    ``batch`` builds the loop's gradient step (as :func:`_batch_step` does:
+    each process computes its shard of the global batch and the processes
+    combine their gradients); ``evaluate`` replaces :func:`evaluate` for
+    the validation data; ``agree(epoch, logs, (params, opt_state,
+    model_state)) -> logs`` runs after each epoch, before the callbacks, and
+    gives every process the same logs; ``main`` is true in the one process
+    that shows progress and runs the ``rank0_only`` callbacks; ``barrier()``
+    follows each epoch's callbacks.
+    """
+
+    batch: Callable[[Layer, Loss, Any, Any, bool], BatchStep]
+    evaluate: Callable[..., dict[str, float]]
+    agree: Callable[[int, dict[str, float], tuple[Any, Any, Any]], dict[str, float]]
+    main: bool
+    barrier: Callable[[], None]
+
+
 def _check_fit_data(model: Layer, loss: Loss, params: PyTree, x: Any, y: Any,
                     arg: str, state: Any = ()) -> int:
     n = _num_samples("fit", arg, x)
@@ -463,7 +506,7 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
         callbacks: Sequence[Callback | Callable[[EpochInfo], Any]] = (),
         progress: bool = True, sample_weight: Any = None, class_weight: Any = None,
         opt_state: Any = None, initial_epoch: int = 0, shuffle: bool = True,
-        model_state: Any = None) -> FitResult:
+        model_state: Any = None, _shards: Shards | None = None) -> FitResult:
     """Train ``model`` on ``data = (x, y)`` with mini-batch gradient steps.
 
     Each epoch shuffles the samples (from ``key``), takes steps of
@@ -496,6 +539,8 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
         model_state: a stateful model's state (required for one: from
             ``model.init_with_state``, or saved with the params to resume);
             each step updates it, validation reads it.
+        _shards: private, for :func:`nnfunc.distributed.fit` (the same loop
+            on several processes).
 
     Returns:
         A :class:`FitResult` ``(params, opt_state, history, epoch,
@@ -550,6 +595,8 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
             raise fail("fit", "class_weight", "must give some sample a positive weight (with "
                        "sample_weight)", "total weight 0")
     cbs = [as_callback(c) for c in callbacks]
+    if _shards is not None and not _shards.main:
+        cbs = [c for c in cbs if not c.rank0_only]
     cb_states = [c.init() for c in cbs]
     state = optimizer.init(params) if opt_state is None else opt_state
     if opt_state is not None and state_params(opt_state) is not None:
@@ -564,6 +611,8 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
     # epoch is pure, so the caller's params and whatever the callbacks kept
     # at the last epoch's end stay untouched.
     update_own = update_fn(optimizer, donate=True)
+    batch = (_batch_step if _shards is None else _shards.batch)(model, loss, x, y, bool(metrics))
+    validate = evaluate if _shards is None else _shards.evaluate
     while epoch < epochs:
         start = time.perf_counter()
         k_perm, k_steps = random.split(random.fold_in(key, epoch))
@@ -576,14 +625,8 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
             batch_weight = float(len(idx)) if wb is None else float(wb.sum())
             if batch_weight == 0.0:  # a batch of zero weight contributes nothing: no step
                 continue
-            xb, yb = _take(x, idx), _take(y, idx)
-            if stateful:
-                value, grads, y_pred, model_state = _stateful_forward_backward(
-                    model, loss, True, params, model_state, xb, yb,
-                    random.fold_in(k_steps, i), wb)
-            else:
-                value, grads, y_pred = _forward_backward(
-                    model, loss, True, params, xb, yb, random.fold_in(k_steps, i), wb)
+            value, grads, y_pred, yb, model_state = batch(params, model_state, idx, wb,
+                                                          random.fold_in(k_steps, i))
             state, params = (update_own if i else optimizer.update)(state, grads)
             # the epoch loss is Σ w ℓ / Σ w over the epoch: batch means weighted by their weight
             total += float(value) * batch_weight
@@ -595,11 +638,13 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
         logs = {"loss": total / weight if weight else math.nan,
                 **{k: v / counted if counted else math.nan for k, v in sums.items()}}
         if validation is not None:
-            val = evaluate(model, loss, params, validation[0], validation[1],
+            val = validate(model, loss, params, validation[0], validation[1],
                            batch_size=max(bs, 256), metrics=metrics,
                            model_state=model_state if stateful else None)
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs["time"] = time.perf_counter() - start
+        if _shards is not None:
+            logs = _shards.agree(epoch, logs, (params, state, model_state))
         for k, v in logs.items():
             history.setdefault(k, []).append(v)
         epoch += 1
@@ -612,11 +657,15 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
             info, stop = _apply(decision, info, stop)
         params, state = info.params, info.opt_state
         model_state = info.model_state if stateful else ()
+        if _shards is not None:
+            _shards.barrier()
         if stop:
             break
     info = EpochInfo(epoch, {}, history, params, state, model_state if stateful else None)
     for j, cb in enumerate(cbs):
         info, _ = _apply(cb.on_train_end(cb_states[j], info), info, False)
+    if _shards is not None:
+        _shards.barrier()
     display.close()
     return FitResult(info.params, info.opt_state, history, epoch, info.model_state)
 

@@ -1,0 +1,381 @@
+"""Data-parallel training over MPI: the same ``fit`` on many processes.
+
+Launch every process with the same script::
+
+    mpiexec -n 4 python -m mpi4py train.py
+
+(``python -m mpi4py`` aborts the whole job when any rank raises, so a failing
+rank never leaves the others waiting in a collective.) Every rank passes the
+same data to :func:`fit`; ``batch_size`` is the global batch. Each step,
+every rank derives the same shuffle from the key, takes its contiguous
+shard of the global batch (rows ``⌊r·m/p⌋ .. ⌊(r+1)·m/p⌋`` of a batch of
+``m`` rows on rank ``r`` of ``p``; a shard may be empty) and computes the
+weighted sum of its samples' gradients; one in-place ``Allreduce`` over one
+flat buffer (the gradients, the loss and the weight) sums them, and every
+rank applies the same update to the same params::
+
+    g = Σ_r W_r g_r / Σ_r W_r        W_r = Σ_{i ∈ shard r} w_i   (w_i = 1 unweighted)
+
+Each rank's dropout masks are exactly its rows of the masks one process
+draws for the whole global batch: the step's key carries the shard's row
+offset (:func:`nnfunc.random.with_row_offset`), so the run does not depend
+on the number of ranks. Epoch logs (loss, metrics, validation) are the same
+on every rank before the callbacks see them, only rank 0 shows progress and
+writes checkpoints, and once per epoch a hash of the params is compared
+across ranks.
+
+Modes: by default the sums use ``Allreduce`` (MPICH and Open MPI give every
+rank the same bits; the per-epoch hash check raises if a library does not);
+with ``ordered=True`` each rank gathers every rank's buffer and adds them in
+rank order, so the result is the same whatever MPI library or reduction
+algorithm runs underneath, at ``p`` times the received bytes.
+
+Needs the ``mpi`` extra (``pip install "nnfunc[mpi]"``: mpi4py and an MPICH
+wheel); ``import nnfunc`` never imports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+try:
+    from mpi4py import MPI
+except ImportError as _err:  # pragma: no cover - exercised in a venv without mpi4py
+    raise ImportError('nnfunc.distributed needs mpi4py and an MPI library: pip install '
+                      '"nnfunc[mpi]"') from _err
+
+from nnfunc import random, train, tree
+from nnfunc._validate import describe, fail, type_fail
+from nnfunc.layer import Layer
+from nnfunc.losses import Loss
+from nnfunc.optim import _arena
+from nnfunc.optim.base import update_fn
+from nnfunc.typing import Array, Input, Key, PyTree
+
+__all__ = ["allreduce_mean", "broadcast", "fit", "shard_bounds", "train_step"]
+
+
+# -- communicators and the flat buffer ----------------------------------------------------
+
+def _comm(comm: Any, component: str) -> MPI.Intracomm:
+    if comm is None:
+        return MPI.COMM_WORLD
+    if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
+        raise type_fail(component, "comm", "must be an mpi4py intracommunicator "
+                        "(e.g. mpi4py.MPI.COMM_WORLD)", describe(comm))
+    return comm
+
+
+def shard_bounds(m: int, size: int, rank: int) -> tuple[int, int]:
+    """Rank ``rank``'s rows ``[lo, hi)`` of a global batch of ``m`` rows on ``size`` ranks.
+
+    Contiguous and balanced: ``lo = ⌊rank·m/size⌋``, ``hi = ⌊(rank+1)·m/size⌋``
+    (shards differ by at most one row; with ``m < size`` some are empty).
+
+    >>> [shard_bounds(5, 3, r) for r in range(3)]
+    [(0, 1), (1, 3), (3, 5)]
+    """
+    return rank * m // size, (rank + 1) * m // size
+
+
+def _sum(comm: MPI.Intracomm, buf: Array, ordered: bool) -> Array:
+    """``Σ_r buf_r`` on every rank: in place by ``Allreduce``, or in rank order."""
+    if not ordered:
+        comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        return buf
+    every = np.empty((comm.Get_size(), buf.size), buf.dtype)
+    comm.Allgather(buf, every)
+    total: Array = every[0].copy()
+    for row in every[1:]:
+        total += row
+    return total
+
+
+def _reduce_weighted(comm: MPI.Intracomm, leaves: list[Array], weight: float, extra: float,
+                     ordered: bool) -> tuple[list[Array], float, float]:
+    """``(Σ_r W_r leaves_r / Σ_r W_r, Σ_r W_r extra_r / Σ_r W_r, Σ_r W_r)`` in one collective.
+
+    The leaves are laid end to end in one buffer of their common dtype,
+    followed by ``W_r · extra_r`` and ``W_r``; the results are views of it
+    (copies for leaves of another dtype). A rank with ``W_r = 0`` contributes
+    zeros whatever its leaves hold.
+    """
+    dtype = np.result_type(*[a.dtype for a in leaves]) if leaves else np.dtype(np.float64)
+    total = sum(a.size for a in leaves)
+    buf = _arena.empty(total + 2, dtype)
+    at = 0
+    w = dtype.type(weight)
+    for a in leaves:
+        part = buf[at:at + a.size]
+        if weight == 0:
+            part.fill(0)
+        else:
+            np.multiply(a.reshape(-1), w, out=part)
+        at += a.size
+    buf[total] = dtype.type(weight * extra) if weight else 0
+    buf[total + 1] = w
+    buf = _sum(comm, buf, ordered)
+    w_all = buf[total + 1]
+    if w_all > 0:
+        buf /= w_all
+    out, at = [], 0
+    for a in leaves:
+        view = buf[at:at + a.size].reshape(a.shape)
+        out.append(view if view.dtype == a.dtype else view.astype(a.dtype))
+        at += a.size
+    return out, float(buf[total]), float(w_all)
+
+
+# -- broadcast and mean -------------------------------------------------------------------
+
+def broadcast(tree_: PyTree, *, comm: Any = None, root: int = 0) -> Any:
+    """Rank ``root``'s ``tree_`` on every rank (any pytree; the others' values are ignored).
+
+    Call it on every rank, e.g. to start from rank 0's params in your own
+    loop. Arrays arrive bit for bit, with their dtypes and shapes.
+    """
+    c = _comm(comm, "distributed.broadcast")
+    if isinstance(root, bool) or not isinstance(root, int) or not 0 <= root < c.Get_size():
+        raise fail("distributed.broadcast", "root", f"must be a rank in [0, {c.Get_size()})",
+                   root)
+    return c.bcast(tree_, root=root)
+
+
+def allreduce_mean(tree_: PyTree, *, comm: Any = None, ordered: bool = False) -> Any:
+    """The mean over ranks of each leaf of ``tree_``, the same bits on every rank.
+
+    ``mean = (Σ_r leaf_r) / p`` over the ``p`` ranks, summed in one
+    collective over one flat buffer (``ordered=True``: gathered and added in
+    rank order, independent of the MPI library). Every rank passes a tree
+    of the same structure, shapes and float dtypes; the result has them.
+    """
+    c = _comm(comm, "distributed.allreduce_mean")
+    leaves, treedef = tree.flatten(tree_)
+    arrays = [np.asarray(a) for a in leaves]
+    bad = [a.dtype for a in arrays if a.dtype.kind != "f"]
+    if bad:
+        raise type_fail("distributed.allreduce_mean", "tree_", "must have float leaves only",
+                        f"dtype {bad[0]}")
+    means, _, _ = _reduce_weighted(c, arrays, 1.0, 0.0, ordered)
+    out = [m if isinstance(a, np.ndarray) else m.reshape(()).item() if np.ndim(a) == 0
+           else m for a, m in zip(leaves, means)]
+    return tree.unflatten(treedef, out)
+
+
+# -- one step -----------------------------------------------------------------------------
+
+def _shard_grads(model: Layer, loss: Loss, params: PyTree, x: Input, y: Any, key: Key | None,
+                 weights: Array | None, n_local: int) -> tuple[Any, list[Array], Any]:
+    """This rank's loss, gradient leaves and predictions (zeros and ``None`` for no rows)."""
+    if n_local == 0:
+        return 0.0, [np.zeros_like(np.asarray(a)) for a in tree.leaves(params)], None
+    value, grads, y_pred = train._forward_backward(model, loss, True, params, x, y, key, weights)
+    return value, [np.asarray(g) for g in tree.leaves(grads)], y_pred
+
+
+def train_step(model: Layer, loss: Loss, optimizer: Any, *, comm: Any = None,
+               donate: bool = False, ordered: bool = False) -> train.Step:
+    """One data-parallel step: each rank passes its shard, every rank gets the same update.
+
+    Returns ``step(params, opt_state, x, y, *, key=None, sample_weight=None)
+    -> (params, opt_state, loss_value)`` like :func:`nnfunc.train.train_step`,
+    where ``(x, y)`` is this rank's shard (possibly of zero rows) of the
+    global batch and ``loss_value`` is the global batch's loss on every rank.
+    The gradient is ``Σ_r W_r g_r / Σ_r W_r`` (``W_r`` the shard's sample
+    count, or weight sum), summed in one collective. Every rank must start
+    from the same params (see :func:`broadcast`). A ``key`` without a row
+    offset gets this rank's (the rows before it, by ``Exscan``), so dropout
+    masks are the global batch's whatever the number of ranks.
+
+    Raises:
+        TypeError: ``comm`` is not a communicator, or a bad model, loss or
+            optimizer.
+    """
+    c = _comm(comm, "distributed.train_step")
+    train._check_model_and_loss("distributed.train_step", model, loss)
+    train._check_optimizer("distributed.train_step", optimizer)
+    update = update_fn(optimizer, donate)
+
+    def step(params: PyTree, opt_state: PyTree, x: Input, y: Any, *, key: Key | None = None,
+             sample_weight: Any = None) -> tuple[Any, Any, Any]:
+        n_local = train._num_samples("distributed.train_step", "x", x)
+        if key is not None and random.check_key(key, "distributed.train_step").shape == (2,):
+            before = c.exscan(n_local)
+            key = random.with_row_offset(key, 0 if before is None else int(before))
+        if sample_weight is None:
+            weight = float(n_local)
+        else:
+            weight = float(np.asarray(sample_weight, dtype=np.float64).sum())
+        value, leaves, _ = _shard_grads(model, loss, params, x, y, key,
+                                        sample_weight if weight else None,
+                                        n_local if weight else 0)
+        sums, value_all, w_all = _reduce_weighted(c, leaves, weight, float(value), ordered)
+        if w_all <= 0:
+            raise fail("distributed.train_step", "sample_weight", "must have a positive sum "
+                       "over all ranks", w_all)
+        grads = tree.unflatten(tree.structure(params), sums)
+        opt_state, params = update(opt_state, grads)
+        return params, opt_state, np.asarray(sums[0] if sums else 0.0).dtype.type(value_all)
+
+    return step
+
+
+# -- fit ----------------------------------------------------------------------------------
+
+def _digest(*parts: Any) -> str:
+    """A hash of arrays' bytes, shapes and dtypes and of other values' reprs."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        for leaf in tree.leaves(part):
+            if isinstance(leaf, (np.ndarray, np.generic)):
+                arr = np.ascontiguousarray(leaf)
+                h.update(f"{arr.dtype.str}{arr.shape}".encode())
+                h.update(arr.tobytes() if arr.dtype.kind in "biufc" else repr(arr).encode())
+            else:
+                h.update(repr(leaf).encode())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+def _agree_or_raise(c: MPI.Intracomm, what: dict[str, Any], component: str) -> None:
+    """Raise the same ``ValueError`` on every rank unless all ranks' ``what`` are equal."""
+    every = c.allgather(what)
+    differ = [k for k in what if any(other.get(k) != every[0].get(k) for other in every)]
+    if differ:
+        got = "; ".join(f"{k}: " + ", ".join(f"rank {r} {w.get(k)}" for r, w in enumerate(every))
+                        for k in differ)
+        raise fail(component, ", ".join(differ), "must be the same on every rank", got)
+
+
+def _checked_everywhere(c: MPI.Intracomm, component: str, check: Callable[[], Any]) -> Any:
+    """``check()`` on every rank; if it raises on any rank, every rank raises."""
+    try:
+        result, error = check(), None
+    except (TypeError, ValueError) as err:
+        result, error = None, err
+    errors = c.allgather(None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    failed = [(r, e) for r, e in enumerate(errors) if e is not None]
+    if failed:
+        r, e = failed[0]
+        raise ValueError(f"{component}: rank {r} rejected its arguments ({e})")
+    return result
+
+
+def _shards(c: MPI.Intracomm, ordered: bool) -> train.Shards:
+    size, rank = c.Get_size(), c.Get_rank()
+
+    def batch(model: Layer, loss: Loss, x: Any, y: Any, weights: Array | None,
+              need_preds: bool) -> train.BatchStep:
+        def step(params: PyTree, idx: Any, key: Key) -> tuple[Any, Any, Any, Any]:
+            lo, hi = shard_bounds(len(idx), size, rank)
+            mine, yb = idx[lo:hi], train._take(y, idx)
+            w_mine = None if weights is None else weights[mine]
+            weight = float(hi - lo) if w_mine is None else float(w_mine.sum())
+            x_mine, k_mine = train._take(x, mine), random.with_row_offset(key, lo)
+            value, leaves, y_pred = _shard_grads(model, loss, params, x_mine,
+                                                 train._take(y, mine), k_mine, w_mine,
+                                                 hi - lo if weight else 0)
+            if need_preds and hi > lo and not weight:
+                # rows that weigh nothing still count in the metrics, as in one process
+                y_pred = model.apply(params, x_mine, key=k_mine, train=True)
+            sums, value_all, w_all = _reduce_weighted(c, leaves, weight, float(value), ordered)
+            if w_all <= 0:
+                raise fail("distributed.fit", "sample_weight", "must have a positive sum in "
+                           "every batch", w_all)
+            preds = _gathered(c, y_pred if hi > lo else None) if need_preds else None
+            return value_all, tree.unflatten(tree.structure(params), sums), preds, yb
+
+        return step
+
+    def evaluate(model: Layer, loss: Loss, params: PyTree, x: Any, y: Any, *,
+                 batch_size: int, metrics: Any) -> dict[str, float]:
+        n = train._num_samples("distributed.fit", "validation", x)
+        lo, hi = shard_bounds(n, size, rank)
+        mine = (train.predict(model, params, train._take(x, slice(lo, hi)),
+                              batch_size=batch_size) if hi > lo else None)
+        y_pred = _gathered(c, mine)
+        results = {"loss": float(loss.apply(y_pred, y))}
+        for m in metrics:
+            results[train._metric_name(m)] = float(m(y_pred, y))
+        return results
+
+    def agree(epoch: int, logs: dict[str, float], params: PyTree) -> dict[str, float]:
+        every = c.allgather((_digest(params), logs))
+        if any(d != every[0][0] for d, _ in every):
+            raise RuntimeError(
+                f"distributed.fit: the ranks' params differ after epoch {epoch + 1} (hashes "
+                + ", ".join(f"rank {r} {d[:12]}" for r, (d, _) in enumerate(every))
+                + "); the MPI library's Allreduce gave ranks different bits: pass ordered=True")
+        return dict(every[0][1])
+
+    return train.Shards(batch, evaluate, agree, rank == 0, c.Barrier)
+
+
+def _gathered(c: MPI.Intracomm, part: Any) -> Any:
+    """Every rank's ``part`` (``None`` for none) concatenated in rank order, on every rank."""
+    parts = [p for p in c.allgather(part) if p is not None]
+    return tree.map(lambda *a: np.concatenate(a, axis=0), parts[0], *parts[1:])
+
+
+def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[Any, Any], *,
+        comm: Any = None, ordered: bool = False, **fit_kwargs: Any) -> train.FitResult:
+    """:func:`nnfunc.train.fit` on every rank of ``comm``, each computing a shard of each batch.
+
+    Call it on every rank with the same arguments (the same ``data``, ``key``
+    and ``batch_size``, which is the global batch). The result is the same
+    on every rank (params bit for bit) and equals single-process ``fit`` on
+    the same arguments to float rounding (summing in another order), with
+    the same history and the same early-stopping epoch. Params (and a given
+    ``opt_state``) start as rank 0's. ``progress`` shows on rank 0 only, and
+    only rank 0 runs ``rank0_only`` callbacks such as
+    :func:`nnfunc.callbacks.checkpoint` (the others wait for it at the end of
+    each epoch). Launch with ``mpiexec -n <p> python -m mpi4py script.py``.
+
+    Args:
+        model, loss, optimizer, params, data: as for :func:`nnfunc.train.fit`.
+        comm: an mpi4py intracommunicator; default ``MPI.COMM_WORLD``.
+        ordered: sum the ranks' gradients in rank order after an
+            ``Allgather`` instead of by ``Allreduce``: the result then does
+            not depend on the MPI library (``p`` times the bytes received).
+        **fit_kwargs: every keyword of :func:`nnfunc.train.fit`.
+
+    Raises:
+        TypeError: ``comm`` is not a communicator (on the ranks given it).
+        ValueError: on every rank, before any step: ranks given different
+            data, keys or settings (the message lists each rank's), or a rank
+            whose arguments ``fit`` rejects.
+        RuntimeError: on every rank, if the ranks' params ever differ at the
+            end of an epoch.
+    """
+    c = _comm(comm, "distributed.fit")
+    if "_shards" in fit_kwargs:
+        raise type_fail("distributed.fit", "_shards", "is not a keyword of fit", "it")
+
+    def fingerprint() -> dict[str, Any]:
+        if not isinstance(data, tuple) or len(data) != 2:
+            raise type_fail("distributed.fit", "data", "must be a pair (x, y)", describe(data))
+        key = random.check_key(fit_kwargs.get("key"), "distributed.fit")
+        settings = {k: v for k, v in fit_kwargs.items()
+                    if k in ("epochs", "batch_size", "shuffle", "initial_epoch")}
+        return {"samples": train._num_samples("distributed.fit", "x", data[0]),
+                "data": _digest(data[0], data[1]), "key": _digest(key),
+                "settings": _digest(sorted(settings.items())),
+                "weights": _digest(fit_kwargs.get("sample_weight"),
+                                   fit_kwargs.get("class_weight")),
+                "validation": _digest(fit_kwargs.get("validation"))}
+
+    mine = _checked_everywhere(c, "distributed.fit", fingerprint)
+    _agree_or_raise(c, mine, "distributed.fit")
+    params = broadcast(params, comm=c)
+    if fit_kwargs.get("opt_state") is not None:
+        fit_kwargs["opt_state"] = broadcast(fit_kwargs["opt_state"], comm=c)
+    main = c.Get_rank() == 0
+    fit_kwargs["progress"] = bool(fit_kwargs.get("progress", True)) and main
+    return train.fit(model, loss, optimizer, params, data, _shards=_shards(c, ordered),
+                     **fit_kwargs)
