@@ -106,8 +106,8 @@ __version__ = "0.1.0"
 # Modules that cost start-up time or pull in optional packages load on first
 # use: ``nf.io`` works without ``import nnfunc.io``, and ``import nnfunc``
 # stays NumPy and the standard library only.
-_LAZY_MODULES = frozenset({"allocator", "datasets", "interop", "io", "metrics", "progress",
-                           "testing"})
+_LAZY_MODULES = frozenset({"allocator", "datasets", "distributed", "interop", "io", "metrics",
+                           "progress", "testing"})
 
 
 def __getattr__(name: str) -> Any:

@@ -305,13 +305,16 @@ def _shards(c: MPI.Intracomm, ordered: bool) -> train.Shards:
             results[train._metric_name(m)] = float(m(y_pred, y))
         return results
 
-    def agree(epoch: int, logs: dict[str, float], params: PyTree) -> dict[str, float]:
-        every = c.allgather((_digest(params), logs))
+    def agree(epoch: int, logs: dict[str, float], params: PyTree,
+              opt_state: PyTree) -> dict[str, float]:
+        every = c.allgather((_digest(params, opt_state), logs))
         if any(d != every[0][0] for d, _ in every):
+            hashes = ", ".join(f"rank {r} {d[:12]}" for r, (d, _) in enumerate(every))
             raise RuntimeError(
-                f"distributed.fit: the ranks' params differ after epoch {epoch + 1} (hashes "
-                + ", ".join(f"rank {r} {d[:12]}" for r, (d, _) in enumerate(every))
-                + "); the MPI library's Allreduce gave ranks different bits: pass ordered=True")
+                f"distributed.fit: the ranks' params or optimizer states differ after epoch "
+                f"{epoch + 1} (hashes {hashes}): a callback that decided differently on some "
+                "rank, or an MPI library whose Allreduce gave ranks different bits (then pass "
+                "ordered=True)")
         return dict(every[0][1])
 
     return train.Shards(batch, evaluate, agree, rank == 0, c.Barrier)
@@ -365,7 +368,7 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
                     if k in ("epochs", "batch_size", "shuffle", "initial_epoch")}
         return {"samples": train._num_samples("distributed.fit", "x", data[0]),
                 "data": _digest(data[0], data[1]), "key": _digest(key),
-                "settings": _digest(sorted(settings.items())),
+                "settings": repr(sorted(settings.items())),
                 "weights": _digest(fit_kwargs.get("sample_weight"),
                                    fit_kwargs.get("class_weight")),
                 "validation": _digest(fit_kwargs.get("validation"))}

@@ -49,3 +49,61 @@ def test_bad_key_is_type_error() -> None:
         random.normal(np.zeros(3), (2,))
     with pytest.raises(ValueError, match=r"random\.key: seed must be >= 0"):
         random.key(-1)
+
+
+# -- row offsets: a shard of a batch draws exactly its rows of the batch's numbers -----------
+
+@given(st.integers(0, 2**32), st.integers(1, 9), st.lists(st.integers(1, 5), max_size=2),
+       st.data())
+def test_row_offset_draws_are_rows_of_the_whole_draw(seed: int, n: int, features: list[int],
+                                                     data: st.DataObject) -> None:
+    k = random.key(seed)
+    lo = data.draw(st.integers(0, n))
+    hi = data.draw(st.integers(lo, n))
+    shape, part = (n, *features), (hi - lo, *features)
+    shard = random.with_row_offset(k, lo)
+    for dtype in (np.float32, np.float64):
+        np.testing.assert_array_equal(random.uniform(shard, part, dtype, low=-1.0, high=2.0),
+                                      random.uniform(k, shape, dtype, low=-1.0, high=2.0)[lo:hi])
+        np.testing.assert_array_equal(random.normal(shard, part, dtype),
+                                      random.normal(k, shape, dtype)[lo:hi])
+    np.testing.assert_array_equal(random.bernoulli(shard, 0.3, part),
+                                  random.bernoulli(k, 0.3, shape)[lo:hi])
+    # split and fold_in keep the offset, so a whole model's keys follow it
+    (a, b), f = random.split(shard), random.fold_in(shard, 7)
+    (a0, b0), f0 = random.split(k), random.fold_in(k, 7)
+    for derived, plain in ((a, a0), (b, b0), (f, f0)):
+        assert random.row_offset(derived) == lo
+        np.testing.assert_array_equal(random.bernoulli(derived, 0.5, part),
+                                      random.bernoulli(plain, 0.5, shape)[lo:hi])
+
+
+def test_row_offset_zero_and_scalar_draws_match_the_plain_key() -> None:
+    k = random.key(11)
+    z = random.with_row_offset(k, 0)
+    assert random.row_offset(k) == 0
+    np.testing.assert_array_equal(random.uniform(z, (4, 3)), random.uniform(k, (4, 3)))
+    # a draw without a batch axis is the same on every shard
+    s = random.with_row_offset(k, 5)
+    assert random.uniform(s, ()) == random.uniform(k, ())
+    assert random.normal(s, (), np.float64) == random.normal(k, (), np.float64)
+
+
+def test_row_offset_errors() -> None:
+    with pytest.raises(ValueError, match=r"random\.with_row_offset: offset must be an int >= 0; "
+                                         r"got -1"):
+        random.with_row_offset(random.key(0), -1)
+    with pytest.raises(ValueError, match=r"random\.permutation: key must not carry a row offset"):
+        random.permutation(random.with_row_offset(random.key(0), 2), 5)
+
+
+def test_dropout_in_a_model_draws_its_rows_of_the_batch_mask() -> None:
+    from nnfunc import combinators, layers
+
+    model = combinators.serial(layers.dropout(0.5), layers.dropout(0.25))
+    x = random.normal(random.key(1), (10, 6), np.float64)
+    k = random.key(2)
+    whole = model.apply(((), ()), x, key=k, train=True)
+    for lo, hi in ((0, 4), (4, 7), (7, 10), (10, 10)):
+        part = model.apply(((), ()), x[lo:hi], key=random.with_row_offset(k, lo), train=True)
+        np.testing.assert_array_equal(part, whole[lo:hi])
