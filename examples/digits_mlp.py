@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,6 +32,33 @@ def build_model() -> nf.Layer:
     )
 
 
+class Setup(NamedTuple):
+    """Everything a training run needs, made the same way by every script that uses it."""
+
+    data: datasets.Split
+    model: nf.Layer
+    opt: optim.Optimizer
+    params: Any
+    train: tuple[Any, Any]
+    val: tuple[Any, Any]
+    key: Any
+
+
+def prepare(epochs: int) -> Setup:
+    """The digits, a 15% validation split of the training images, the model and Adam."""
+    data = datasets.load_digits()
+    k_init, k_split, k_fit = random.split(random.key(0), 3)
+    # hold out 15% of the training split for validation (early stopping)
+    order = random.permutation(k_split, len(data.y_train))
+    n_val = int(0.15 * len(order))
+    val, train = order[:n_val], order[n_val:]
+    model = build_model()
+    _, params = model.init(k_init, (64,))
+    opt = optim.adam(optim.schedules.cosine_decay(2e-3, decay_steps=epochs * 20, alpha=0.05))
+    return Setup(data, model, opt, params, (data.x_train[train], data.y_train[train]),
+                 (data.x_train[val], data.y_train[val]), k_fit)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=80)
@@ -40,25 +68,14 @@ def main() -> None:
     nnfunc.allocator.tune()
     start = time.perf_counter()
 
-    data = datasets.load_digits()
-    k_init, k_split, k_fit = random.split(random.key(0), 3)
-    # hold out 15% of the training split for validation (early stopping)
-    order = random.permutation(k_split, len(data.y_train))
-    n_val = int(0.15 * len(order))
-    val, train = order[:n_val], order[n_val:]
-    x_train, y_train = data.x_train[train], data.y_train[train]
-    x_val, y_val = data.x_train[val], data.y_train[val]
-
-    model = build_model()
-    _, params = model.init(k_init, (64,))
+    s = prepare(args.epochs)
+    data, model = s.data, s.model
     nf.summary(model, (64,))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    opt = optim.adam(optim.schedules.cosine_decay(2e-3, decay_steps=args.epochs * 20,
-                                                  alpha=0.05))
     result = nf.train.fit(
-        model, nf.softmax_cross_entropy, opt, params, (x_train, y_train),
-        epochs=args.epochs, batch_size=64, key=k_fit, validation=(x_val, y_val),
+        model, nf.softmax_cross_entropy, s.opt, s.params, s.train,
+        epochs=args.epochs, batch_size=64, key=s.key, validation=s.val,
         metrics=[metrics.accuracy], progress=not args.quiet,
         callbacks=[early_stopping("val_loss", patience=15),
                    checkpoint(args.out / "digits_mlp.npz", every=10)],
