@@ -357,8 +357,6 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
             end of an epoch.
     """
     c = _comm(comm, "distributed.fit")
-    if "_shards" in fit_kwargs:
-        raise type_fail("distributed.fit", "_shards", "is not a keyword of fit", "it")
 
     def fingerprint() -> dict[str, Any]:
         if not isinstance(data, tuple) or len(data) != 2:
