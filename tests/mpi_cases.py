@@ -153,6 +153,10 @@ def main(out: str, names: list[str]) -> None:
             got = _run_primitives(out)
         elif name == "errors":
             got = _run_errors(out)
+        elif name == "progress":  # only rank 0 prints its one line per epoch
+            c = case("f64")
+            nf.distributed.fit(*c["args"], **dict(c["kwargs"], epochs=2, progress=True))
+            got = {}
         elif name == "raise":
             # rank 1 fails after its first epoch; the others would wait in the next step's
             # Allreduce forever unless the launcher ends the job

@@ -51,8 +51,9 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
          ) -> tuple[int, Path]:
     ranks = request.param
     out = tmp_path_factory.mktemp(f"mpi{ranks}")
-    done = _launch(ranks, out, [*FIT_CASES, "primitives", "errors"], timeout=120)
+    done = _launch(ranks, out, [*FIT_CASES, "primitives", "errors", "progress"], timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
+    (out / "stderr.txt").write_text(done.stderr)
     return ranks, out
 
 
@@ -149,6 +150,13 @@ def test_bad_inputs_fail_on_every_rank(runs: tuple[int, Path]) -> None:
         assert m["comm"].startswith("TypeError: distributed.fit: comm must be an mpi4py")
         assert m["diverged"].startswith("RuntimeError: distributed.fit: the ranks' params or "
                                         "optimizer states differ after epoch 2")
+
+
+def test_progress_shows_on_rank_0_only(runs: tuple[int, Path]) -> None:
+    _, out = runs
+    lines = [line for line in (out / "stderr.txt").read_text().splitlines()
+             if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
 
 
 def test_a_raising_rank_ends_the_job_promptly(tmp_path: Path) -> None:
