@@ -161,8 +161,9 @@ def allreduce_mean(tree_: PyTree, *, comm: Any = None, ordered: bool = False) ->
         raise type_fail("distributed.allreduce_mean", "tree_", "must have float leaves only",
                         f"dtype {bad[0]}")
     means, _, _ = _reduce_weighted(c, arrays, 1.0, 0.0, ordered)
-    out = [m if isinstance(a, np.ndarray) else m.reshape(()).item() if np.ndim(a) == 0
-           else m for a, m in zip(leaves, means)]
+    # scalars come back as scalars: NumPy ones keep their type, Python floats stay floats
+    out = [m if isinstance(a, np.ndarray) else m[()] if isinstance(a, np.generic)
+           else float(m) for a, m in zip(leaves, means)]
     return tree.unflatten(treedef, out)
 
 

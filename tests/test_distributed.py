@@ -189,6 +189,10 @@ def test_one_process_primitives() -> None:
     assert mean["b"][0].dtype == np.float32
     assert _bit_identical(distributed.allreduce_mean(tree, comm=MPI.COMM_SELF, ordered=True),
                           tree)
+    scalars = distributed.allreduce_mean({"f": 0.25, "g": np.float32(1.5)}, comm=MPI.COMM_SELF)
+    assert scalars == {"f": 0.25, "g": np.float32(1.5)}
+    assert type(scalars["f"]) is float
+    assert type(scalars["g"]) is np.float32
 
 
 def test_one_process_bad_arguments() -> None:
