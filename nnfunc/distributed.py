@@ -52,7 +52,6 @@ from nnfunc import random, train, tree
 from nnfunc._validate import describe, fail, type_fail
 from nnfunc.layer import Layer
 from nnfunc.losses import Loss
-from nnfunc.optim import _arena
 from nnfunc.optim.base import update_fn
 from nnfunc.typing import Array, Input, Key, PyTree
 
@@ -104,30 +103,27 @@ def _reduce_weighted(comm: MPI.Intracomm, leaves: list[Array], weight: float, ex
     (copies for leaves of another dtype). A rank with ``W_r = 0`` contributes
     zeros whatever its leaves hold.
     """
-    dtype = np.result_type(*[a.dtype for a in leaves]) if leaves else np.dtype(np.float64)
+    dtype = np.result_type(*leaves) if leaves else np.dtype(np.float64)
     total = sum(a.size for a in leaves)
-    buf = _arena.empty(total + 2, dtype)
-    at = 0
-    w = dtype.type(weight)
-    for a in leaves:
-        part = buf[at:at + a.size]
-        if weight == 0:
-            part.fill(0)
-        else:
-            np.multiply(a.reshape(-1), w, out=part)
-        at += a.size
-    buf[total] = dtype.type(weight * extra) if weight else 0
-    buf[total + 1] = w
+    buf = np.empty(total + 2, dtype)
+    if weight == 0:
+        buf.fill(0)
+    else:
+        if leaves:
+            np.concatenate([a.reshape(-1) for a in leaves], out=buf[:total], casting="same_kind")
+        buf[:total] *= dtype.type(weight)
+        buf[total] = weight * extra
+    buf[total + 1] = weight
     buf = _sum(comm, buf, ordered)
-    w_all = buf[total + 1]
+    w_all = float(buf[total + 1])
     if w_all > 0:
-        buf /= w_all
+        buf /= dtype.type(w_all)
     out, at = [], 0
     for a in leaves:
         view = buf[at:at + a.size].reshape(a.shape)
         out.append(view if view.dtype == a.dtype else view.astype(a.dtype))
         at += a.size
-    return out, float(buf[total]), float(w_all)
+    return out, float(buf[total]), w_all
 
 
 # -- broadcast and mean -------------------------------------------------------------------
@@ -170,12 +166,18 @@ def allreduce_mean(tree_: PyTree, *, comm: Any = None, ordered: bool = False) ->
 # -- one step -----------------------------------------------------------------------------
 
 def _shard_grads(model: Layer, loss: Loss, params: PyTree, x: Input, y: Any, key: Key | None,
-                 weights: Array | None, n_local: int) -> tuple[Any, list[Array], Any]:
-    """This rank's loss, gradient leaves and predictions (zeros and ``None`` for no rows)."""
+                 weights: Array | None, n_local: int
+                 ) -> tuple[Any, list[Array], tree.TreeDef, Any]:
+    """This rank's loss, gradient leaves and their structure, and predictions.
+
+    A shard of no rows (or no weight) gives zeros and no predictions.
+    """
     if n_local == 0:
-        return 0.0, [np.zeros_like(np.asarray(a)) for a in tree.leaves(params)], None
+        leaves, treedef = tree.flatten(params)
+        return 0.0, [np.zeros_like(np.asarray(a)) for a in leaves], treedef, None
     value, grads, y_pred = train._forward_backward(model, loss, True, params, x, y, key, weights)
-    return value, [np.asarray(g) for g in tree.leaves(grads)], y_pred
+    leaves, treedef = tree.flatten(grads)
+    return value, [np.asarray(g) for g in leaves], treedef, y_pred
 
 
 def train_step(model: Layer, loss: Loss, optimizer: Any, *, comm: Any = None,
@@ -211,15 +213,14 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, comm: Any = None,
             weight = float(n_local)
         else:
             weight = float(np.asarray(sample_weight, dtype=np.float64).sum())
-        value, leaves, _ = _shard_grads(model, loss, params, x, y, key,
-                                        sample_weight if weight else None,
-                                        n_local if weight else 0)
+        value, leaves, treedef, _ = _shard_grads(model, loss, params, x, y, key,
+                                                 sample_weight if weight else None,
+                                                 n_local if weight else 0)
         sums, value_all, w_all = _reduce_weighted(c, leaves, weight, float(value), ordered)
         if w_all <= 0:
             raise fail("distributed.train_step", "sample_weight", "must have a positive sum "
                        "over all ranks", w_all)
-        grads = tree.unflatten(tree.structure(params), sums)
-        opt_state, params = update(opt_state, grads)
+        opt_state, params = update(opt_state, tree.unflatten(treedef, sums))
         return params, opt_state, np.asarray(sums[0] if sums else 0.0).dtype.type(value_all)
 
     return step
@@ -279,9 +280,9 @@ def _shards(c: MPI.Intracomm, ordered: bool) -> train.Shards:
             w_mine = None if weights is None else weights[mine]
             weight = float(hi - lo) if w_mine is None else float(w_mine.sum())
             x_mine, k_mine = train._take(x, mine), random.with_row_offset(key, lo)
-            value, leaves, y_pred = _shard_grads(model, loss, params, x_mine,
-                                                 train._take(y, mine), k_mine, w_mine,
-                                                 hi - lo if weight else 0)
+            value, leaves, treedef, y_pred = _shard_grads(model, loss, params, x_mine,
+                                                          train._take(y, mine), k_mine, w_mine,
+                                                          hi - lo if weight else 0)
             if need_preds and hi > lo and not weight:
                 # rows that weigh nothing still count in the metrics, as in one process
                 y_pred = model.apply(params, x_mine, key=k_mine, train=True)
@@ -290,7 +291,7 @@ def _shards(c: MPI.Intracomm, ordered: bool) -> train.Shards:
                 raise fail("distributed.fit", "sample_weight", "must have a positive sum in "
                            "every batch", w_all)
             preds = _gathered(c, y_pred if hi > lo else None) if need_preds else None
-            return value_all, tree.unflatten(tree.structure(params), sums), preds, yb
+            return value_all, tree.unflatten(treedef, sums), preds, yb
 
         return step
 
