@@ -59,12 +59,17 @@ def prepare(epochs: int) -> Setup:
                  (data.x_train[val], data.y_train[val]), k_fit)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(description: str) -> argparse.Namespace:
+    """``--epochs``, ``--out`` and ``--quiet``, shared with ``digits_mpi.py``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--out", type=Path, default=Path("examples/out"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
     nnfunc.allocator.tune()
     start = time.perf_counter()
 

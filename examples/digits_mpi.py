@@ -11,11 +11,9 @@ Run:  mpiexec -n 2 python -m mpi4py examples/digits_mpi.py [--epochs N] [--out D
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
-from digits_mlp import prepare
+from digits_mlp import parse_args, prepare
 from mpi4py import MPI
 
 import nnfunc as nf
@@ -24,11 +22,7 @@ from nnfunc.callbacks import checkpoint, early_stopping
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=80)
-    parser.add_argument("--out", type=Path, default=Path("examples/out"))
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args()
+    args = parse_args(__doc__.splitlines()[0])
     rank, size = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
     start = time.perf_counter()
 
