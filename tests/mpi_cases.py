@@ -53,7 +53,7 @@ def case(name: str, ckpt_dir: str = ".") -> dict[str, Any]:
             "kwargs": kw}
 
 
-FIT_CASES = ("f64", "f64_dropout_weights", "f32_dropout_weights", "f64_ordered_dropout",
+FIT_CASES = ("f64", "f32", "f64_dropout_weights", "f32_dropout_weights", "f64_ordered_dropout",
              "early_stop", "resume")
 
 
