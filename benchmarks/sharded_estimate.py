@@ -14,6 +14,7 @@ on 1/p of it. The update pays when ``adam(all) - adam(1/p)`` exceeds
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -58,6 +59,10 @@ def _pieces(comm: Any, size: int) -> dict[str, Callable[[], None]]:
 def main() -> None:
     from mpi4py import MPI
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", default="small,medium,large")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
     comm = MPI.COMM_WORLD
 
     def timed(f: Callable[[], None], n: int) -> float:
@@ -67,13 +72,13 @@ def main() -> None:
             f()
         return float(max(comm.allgather((time.perf_counter() - start) / n * 1e3)))
 
-    for name in ("small", "medium", "large"):
+    for name in args.workloads.split(","):
         size = WORKLOADS[name].num_params
         size -= size % comm.Get_size()
         pieces = _pieces(comm, size)
         n = 20 if size < 10**6 else 5
         times: dict[str, list[float]] = {k: [] for k in pieces}
-        for _ in range(7):
+        for _ in range(args.repeats):
             for k, f in pieces.items():
                 times[k].append(timed(f, n))
         if comm.Get_rank() == 0:

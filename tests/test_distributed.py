@@ -168,6 +168,18 @@ def test_a_raising_rank_ends_the_job_promptly(tmp_path: Path) -> None:
     assert elapsed < 30, f"the job took {elapsed:.1f} s to end"
 
 
+@pytest.mark.parametrize("module", ["benchmarks.distributed", "benchmarks.sharded_estimate"])
+def test_benchmarks_run_on_two_ranks(module: str) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    extra = ["--seconds", "0.01"] if module == "benchmarks.distributed" else []
+    done = subprocess.run([MPIEXEC or "mpiexec", "-n", "2", sys.executable, "-m", "mpi4py", "-m",
+                           module, "--workloads", "tiny", "--repeats", "1", *extra],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("tiny ")
+    assert done.stdout.count("\n") == 1  # rank 0 alone prints
+
+
 # -- one process (no mpiexec): COMM_WORLD of size 1, COMM_SELF -----------------------------
 
 @pytest.mark.parametrize("comm", [None, "self"])
