@@ -24,8 +24,9 @@ on every rank before the callbacks see them, only rank 0 shows progress and
 writes checkpoints, and once per epoch a hash of the params is compared
 across ranks.
 
-Modes: by default the sums use ``Allreduce`` (MPICH and Open MPI give every
-rank the same bits; the per-epoch hash check raises if a library does not);
+Modes: by default the sums use ``Allreduce`` (the MPI standard recommends,
+without requiring, that every rank get the same bits; MPICH did in every
+test, and the per-epoch hash check raises if a library does not);
 with ``ordered=True`` each rank gathers every rank's buffer and adds them in
 rank order, so the result is the same whatever MPI library or reduction
 algorithm runs underneath, at ``p`` times the received bytes.
