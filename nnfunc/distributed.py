@@ -230,17 +230,29 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, comm: Any = None,
 # -- fit ----------------------------------------------------------------------------------
 
 def _digest(*parts: Any) -> str:
-    """A hash of arrays' bytes, shapes and dtypes and of other values' reprs."""
+    """A hash of arrays' bytes, shapes and dtypes, of containers' structure, of other reprs."""
     h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        for leaf in tree.leaves(part):
-            if isinstance(leaf, (np.ndarray, np.generic)):
-                arr = np.ascontiguousarray(leaf)
-                h.update(f"{arr.dtype.str}{arr.shape}".encode())
-                h.update(arr.tobytes() if arr.dtype.kind in "biufc" else repr(arr).encode())
-            else:
-                h.update(repr(leaf).encode())
+
+    def feed(node: Any) -> None:
+        if isinstance(node, (np.ndarray, np.generic)):
+            arr = np.ascontiguousarray(node)
+            h.update(f"a{arr.dtype.str}{arr.shape}".encode())
+            h.update(arr.tobytes() if arr.dtype.kind in "biufc" else repr(arr).encode())
+        elif isinstance(node, dict):
+            h.update(f"d{len(node)}".encode())
+            for k in sorted(node, key=repr):
+                h.update(repr(k).encode())
+                feed(node[k])
+        elif isinstance(node, (list, tuple)):
+            h.update(f"{type(node).__name__}{len(node)}".encode())
+            for child in node:
+                feed(child)
+        else:
+            h.update(repr(node).encode())
         h.update(b"|")
+
+    for part in parts:
+        feed(part)
     return h.hexdigest()
 
 

@@ -44,6 +44,7 @@ def case(name: str, ckpt_dir: str = ".") -> dict[str, Any]:
     if "weights" in name:
         w[::5] = 0.0  # zero-weight samples: some shards weigh nothing in some batches
         kw["sample_weight"] = w
+        kw["class_weight"] = {1: 2.0}
     if name == "early_stop":
         kw.update(epochs=40, callbacks=[callbacks.early_stopping("val_loss", patience=2,
                                                                  min_delta=0.02)])
