@@ -17,7 +17,8 @@ import numpy.typing as npt
 Array: TypeAlias = npt.NDArray[Any]
 FloatArray: TypeAlias = npt.NDArray[np.floating[Any]]
 Key: TypeAlias = npt.NDArray[np.uint64]
-"""A random key: a ``(2,)`` ``uint64`` array made by :func:`nnfunc.random.key`."""
+"""A random key: a ``(2,)`` ``uint64`` array made by :func:`nnfunc.random.key` (``(3,)`` when
+it carries a row offset, see :func:`nnfunc.random.with_row_offset`)."""
 
 Scalar: TypeAlias = float | int | bool | np.generic
 PyTree: TypeAlias = (
