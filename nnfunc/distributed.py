@@ -24,6 +24,11 @@ on every rank before the callbacks see them, only rank 0 shows progress and
 writes checkpoints, and once per epoch a hash of the params is compared
 across ranks.
 
+A stateful model's ``model_state`` passes through; batch norm normalises
+each shard by its own statistics, so such a model depends on the number of
+ranks, and each step averages the ranks' new states (weighted by rows) so
+that every rank holds the same one.
+
 Modes: by default the sums use ``Allreduce`` (the MPI standard recommends,
 without requiring, that every rank get the same bits; MPICH did in every
 test, and the per-epoch hash check raises if a library does not);
@@ -51,7 +56,7 @@ except ImportError as _err:  # pragma: no cover - exercised in a venv without mp
 
 from nnfunc import random, train, tree
 from nnfunc._validate import describe, fail, type_fail
-from nnfunc.layer import Layer
+from nnfunc.layer import Layer, is_stateful
 from nnfunc.losses import Loss
 from nnfunc.optim.base import update_fn
 from nnfunc.typing import Array, Input, Key, PyTree
@@ -181,6 +186,40 @@ def _shard_grads(model: Layer, loss: Loss, params: PyTree, x: Input, y: Any, key
     return value, [np.asarray(g) for g in leaves], treedef, y_pred
 
 
+def _stateful_shard_grads(model: Layer, loss: Loss, params: PyTree, state: PyTree, x: Input,
+                          y: Any, key: Key | None, weights: Array | None, rows: int,
+                          weight: float
+                          ) -> tuple[Any, list[Array], tree.TreeDef, Any, Any]:
+    """:func:`_shard_grads` of a stateful model, with the state its shard's forward pass makes.
+
+    A shard of rows that weigh nothing still runs its forward pass (its
+    statistics count, as in one process); one of no rows keeps the state.
+    """
+    if rows == 0:
+        value, leaves, treedef, _ = _shard_grads(model, loss, params, x, y, key, None, 0)
+        return value, leaves, treedef, None, state
+    value, grads, y_pred, new_state = train._stateful_forward_backward(
+        model, loss, True, params, state, x, y, key, weights if weight else None)
+    leaves, treedef = tree.flatten(grads)  # weighed by 0 in the sum when weight is 0
+    return value, [np.asarray(g) for g in leaves], treedef, y_pred, new_state
+
+
+def _mean_state(c: MPI.Intracomm, state: PyTree, rows: int, ordered: bool) -> Any:
+    """The ranks' model states averaged, weighted by their shards' rows (float leaves).
+
+    Every rank then holds the same state. A rank without rows contributes
+    nothing; leaves that are not floats (counters) are the same on every
+    rank already and are kept.
+    """
+    leaves, treedef = tree.flatten(state)
+    floats = [i for i, a in enumerate(leaves) if np.asarray(a).dtype.kind == "f"]
+    means, _, _ = _reduce_weighted(c, [np.asarray(leaves[i]) for i in floats], float(rows),
+                                   0.0, ordered)
+    for i, m in zip(floats, means):
+        leaves[i] = m if isinstance(leaves[i], np.ndarray) else m[()]
+    return tree.unflatten(treedef, leaves)
+
+
 def train_step(model: Layer, loss: Loss, optimizer: Any, *, comm: Any = None,
                donate: bool = False, ordered: bool = False) -> train.Step:
     """One data-parallel step: each rank passes its shard, every rank gets the same update.
@@ -195,6 +234,12 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, comm: Any = None,
     offset gets this rank's (the rows before it, by ``Exscan``), so dropout
     masks are the global batch's whatever the number of ranks.
 
+    For a stateful model the step is ``step(params, opt_state, model_state,
+    x, y, ...) -> (params, opt_state, model_state, loss_value)``; each rank's
+    forward pass updates the state from its shard (batch norm: the shard's
+    statistics), and the new states are averaged over ranks, weighted by
+    rows, so every rank holds the same one.
+
     Raises:
         TypeError: ``comm`` is not a communicator, or a bad model, loss or
             optimizer.
@@ -204,8 +249,10 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, comm: Any = None,
     train._check_optimizer("distributed.train_step", optimizer)
     update = update_fn(optimizer, donate)
 
-    def step(params: PyTree, opt_state: PyTree, x: Input, y: Any, *, key: Key | None = None,
-             sample_weight: Any = None) -> tuple[Any, Any, Any]:
+    stateful = is_stateful(model)
+
+    def shard_step(params: PyTree, opt_state: PyTree, model_state: Any, x: Input, y: Any,
+                   key: Key | None, sample_weight: Any) -> tuple[Any, Any, Any, Any]:
         n_local = train._num_samples("distributed.train_step", "x", x)
         if key is not None and random.check_key(key, "distributed.train_step").shape == (2,):
             before = c.exscan(n_local)
@@ -214,15 +261,35 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, comm: Any = None,
             weight = float(n_local)
         else:
             weight = float(np.asarray(sample_weight, dtype=np.float64).sum())
-        value, leaves, treedef, _ = _shard_grads(model, loss, params, x, y, key,
-                                                 sample_weight if weight else None,
-                                                 n_local if weight else 0)
+        if stateful:
+            value, leaves, treedef, _, new_state = _stateful_shard_grads(
+                model, loss, params, model_state, x, y, key, sample_weight, n_local, weight)
+            model_state = _mean_state(c, new_state, n_local, ordered)
+        else:
+            value, leaves, treedef, _ = _shard_grads(model, loss, params, x, y, key,
+                                                     sample_weight if weight else None,
+                                                     n_local if weight else 0)
         sums, value_all, w_all = _reduce_weighted(c, leaves, weight, float(value), ordered)
         if w_all <= 0:
             raise fail("distributed.train_step", "sample_weight", "must have a positive sum "
                        "over all ranks", w_all)
         opt_state, params = update(opt_state, tree.unflatten(treedef, sums))
-        return params, opt_state, np.asarray(sums[0] if sums else 0.0).dtype.type(value_all)
+        loss_value = np.asarray(sums[0] if sums else 0.0).dtype.type(value_all)
+        return params, opt_state, model_state, loss_value
+
+    if stateful:
+        def stateful_step(params: PyTree, opt_state: PyTree, model_state: PyTree, x: Input,
+                          y: Any, *, key: Key | None = None,
+                          sample_weight: Any = None) -> tuple[Any, Any, Any, Any]:
+            return shard_step(params, opt_state, model_state, x, y, key, sample_weight)
+
+        return stateful_step
+
+    def step(params: PyTree, opt_state: PyTree, x: Input, y: Any, *, key: Key | None = None,
+             sample_weight: Any = None) -> tuple[Any, Any, Any]:
+        params, opt_state, _, loss_value = shard_step(params, opt_state, (), x, y, key,
+                                                      sample_weight)
+        return params, opt_state, loss_value
 
     return step
 
@@ -287,46 +354,57 @@ def _shards(c: MPI.Intracomm, ordered: bool) -> train.Shards:
 
     def batch(model: Layer, loss: Loss, x: Any, y: Any, weights: Array | None,
               need_preds: bool) -> train.BatchStep:
-        def step(params: PyTree, idx: Any, key: Key) -> tuple[Any, Any, Any, Any]:
+        stateful = is_stateful(model)
+
+        def step(params: PyTree, model_state: Any, idx: Any,
+                 key: Key) -> tuple[Any, Any, Any, Any, Any]:
             lo, hi = shard_bounds(len(idx), size, rank)
             mine, yb = idx[lo:hi], train._take(y, idx)
             w_mine = None if weights is None else weights[mine]
             weight = float(hi - lo) if w_mine is None else float(w_mine.sum())
-            x_mine, k_mine = train._take(x, mine), random.with_row_offset(key, lo)
-            value, leaves, treedef, y_pred = _shard_grads(model, loss, params, x_mine,
-                                                          train._take(y, mine), k_mine, w_mine,
-                                                          hi - lo if weight else 0)
-            if need_preds and hi > lo and not weight:
-                # rows that weigh nothing still count in the metrics, as in one process
-                y_pred = model.apply(params, x_mine, key=k_mine, train=True)
+            x_mine, y_mine = train._take(x, mine), train._take(y, mine)
+            k_mine = random.with_row_offset(key, lo)
+            if stateful:
+                value, leaves, treedef, y_pred, new_state = _stateful_shard_grads(
+                    model, loss, params, model_state, x_mine, y_mine, k_mine, w_mine,
+                    hi - lo, weight)
+                model_state = _mean_state(c, new_state, hi - lo, ordered)
+            else:
+                value, leaves, treedef, y_pred = _shard_grads(
+                    model, loss, params, x_mine, y_mine, k_mine, w_mine,
+                    hi - lo if weight else 0)
+                if need_preds and hi > lo and not weight:
+                    # rows that weigh nothing still count in the metrics, as in one process
+                    y_pred = model.apply(params, x_mine, key=k_mine, train=True)
             sums, value_all, w_all = _reduce_weighted(c, leaves, weight, float(value), ordered)
             if w_all <= 0:
                 raise fail("distributed.fit", "sample_weight", "must have a positive sum in "
                            "every batch", w_all)
             preds = _gathered(c, y_pred if hi > lo else None) if need_preds else None
-            return value_all, tree.unflatten(treedef, sums), preds, yb
+            return value_all, tree.unflatten(treedef, sums), preds, yb, model_state
 
         return step
 
     def evaluate(model: Layer, loss: Loss, params: PyTree, x: Any, y: Any, *,
-                 batch_size: int, metrics: Any) -> dict[str, float]:
+                 batch_size: int, metrics: Any, model_state: Any = None) -> dict[str, float]:
         n = train._num_samples("distributed.fit", "validation", x)
         lo, hi = shard_bounds(n, size, rank)
         mine = (train.predict(model, params, train._take(x, slice(lo, hi)),
-                              batch_size=batch_size) if hi > lo else None)
+                              batch_size=batch_size, model_state=model_state)
+                if hi > lo else None)
         y_pred = _gathered(c, mine)
         results = {"loss": float(loss.apply(y_pred, y))}
         for m in metrics:
             results[train._metric_name(m)] = float(m(y_pred, y))
         return results
 
-    def agree(epoch: int, logs: dict[str, float], params: PyTree,
-              opt_state: PyTree) -> dict[str, float]:
-        every = c.allgather((_digest(params, opt_state), logs))
+    def agree(epoch: int, logs: dict[str, float],
+              trees: tuple[Any, Any, Any]) -> dict[str, float]:
+        every = c.allgather((_digest(*trees), logs))
         if any(d != every[0][0] for d, _ in every):
             hashes = ", ".join(f"rank {r} {d[:12]}" for r, (d, _) in enumerate(every))
             raise RuntimeError(
-                f"distributed.fit: the ranks' params or optimizer states differ after epoch "
+                f"distributed.fit: the ranks' params or states differ after epoch "
                 f"{epoch + 1} (hashes {hashes}): a callback that decided differently on some "
                 "rank, or an MPI library whose Allreduce gave ranks different bits (then pass "
                 "ordered=True)")

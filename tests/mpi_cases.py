@@ -35,12 +35,19 @@ def case(name: str, ckpt_dir: str = ".") -> dict[str, Any]:
     x, y, w = _data(dtype)
     drop = "dropout" in name or name in ("early_stop", "resume")
     layers = [nf.dense(8), nf.relu] + ([nf.dropout(0.3)] if drop else []) + [nf.dense(2)]
+    if "bn" in name:  # a stateful model: batch norm after the first layer's relu (before
+        # it, the first bias would get a zero gradient and Adam would amplify its rounding)
+        layers.insert(2, nf.batch_norm())
     model = nf.serial(*layers)
-    _, params = model.init(random.key(2), (FEATURES,))
-    params = nf.tree.astype(params, dtype)
     kw: dict[str, Any] = {"epochs": 3, "batch_size": BATCH, "key": random.key(3),
                           "progress": False, "metrics": [nf.metrics.accuracy],
                           "validation": (x[:9], y[:9])}
+    if "bn" in name:
+        _, params, state = model.init_with_state(random.key(2), (FEATURES,))
+        kw["model_state"] = nf.tree.astype(state, dtype)
+    else:
+        _, params = model.init(random.key(2), (FEATURES,))
+    params = nf.tree.astype(params, dtype)
     if "weights" in name:
         w[::5] = 0.0  # zero-weight samples: some shards weigh nothing in some batches
         kw["sample_weight"] = w
@@ -56,6 +63,7 @@ def case(name: str, ckpt_dir: str = ".") -> dict[str, Any]:
 
 FIT_CASES = ("f64", "f32", "f64_dropout_weights", "f32_dropout_weights", "f64_ordered_dropout",
              "early_stop", "resume")
+STATE_CASES = ("f64_bn_dropout",)  # batch norm: each shard normalises by its own statistics
 
 
 def _run_fit(name: str, out: str) -> dict[str, Any]:
@@ -65,7 +73,7 @@ def _run_fit(name: str, out: str) -> dict[str, Any]:
     ordered = "ordered" in name
     result = distributed.fit(*c["args"], ordered=ordered, **c["kwargs"])
     got: dict[str, Any] = {"params": result.params, "history": result.history,
-                           "epoch": result.epoch}
+                           "epoch": result.epoch, "model_state": result.model_state}
     if name == "resume":
         # stop after 2 epochs (rank 0 writes half.npz), then every rank resumes from the file
         kw = dict(c["kwargs"], epochs=2,

@@ -25,7 +25,7 @@ import pytest
 import nnfunc as nf
 from nnfunc import io, optim, random
 
-from mpi_cases import FIT_CASES, case
+from mpi_cases import FIT_CASES, STATE_CASES, case
 
 MPI = pytest.importorskip("mpi4py.MPI")  # the mpi extra; CI installs it (.ci/run)
 from nnfunc import distributed  # noqa: E402 (after the mpi4py import check)
@@ -51,7 +51,8 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
          ) -> tuple[int, Path]:
     ranks = request.param
     out = tmp_path_factory.mktemp(f"mpi{ranks}")
-    done = _launch(ranks, out, [*FIT_CASES, "primitives", "errors", "progress"], timeout=120)
+    done = _launch(ranks, out, [*FIT_CASES, *STATE_CASES, "primitives", "errors", "progress"],
+                   timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     (out / "stderr.txt").write_text(done.stderr)
     return ranks, out
@@ -93,6 +94,21 @@ def test_fit_equals_single_process(runs: tuple[int, Path], name: str,
             np.testing.assert_allclose(got[0]["history"][k], values, rtol=tol, atol=0)
     if name == "early_stop":
         assert ref.epoch < c["kwargs"]["epochs"]  # it did stop early
+
+
+@pytest.mark.parametrize("name", STATE_CASES)
+def test_stateful_fit_keeps_ranks_identical(runs: tuple[int, Path], name: str) -> None:
+    # per-shard batch statistics make the result depend on the number of ranks (documented);
+    # what must hold is that every rank ends with the same params, state and history
+    ranks, out = runs
+    got = _rank_results(out, name, ranks)
+    assert nf.tree.leaves(got[0]["model_state"])
+    for other in got[1:]:
+        assert _bit_identical(other["params"], got[0]["params"])
+        assert _bit_identical(other["model_state"], got[0]["model_state"])
+        assert other["history"] == got[0]["history"]
+    assert got[0]["epoch"] == 3
+    assert all(np.isfinite(v).all() for v in got[0]["history"]["loss"])
 
 
 def test_resume_from_rank_0_checkpoint_equals_uninterrupted(runs: tuple[int, Path]) -> None:
@@ -149,7 +165,7 @@ def test_bad_inputs_fail_on_every_rank(runs: tuple[int, Path]) -> None:
                                           "arguments (TypeError: distributed.fit: key must be")
         assert m["comm"].startswith("TypeError: distributed.fit: comm must be an mpi4py")
         assert m["diverged"].startswith("RuntimeError: distributed.fit: the ranks' params or "
-                                        "optimizer states differ after epoch 2")
+                                        "states differ after epoch 2")
 
 
 def test_progress_shows_on_rank_0_only(runs: tuple[int, Path]) -> None:
@@ -182,13 +198,17 @@ def test_benchmarks_run_on_two_ranks(module: str) -> None:
 
 # -- one process (no mpiexec): COMM_WORLD of size 1, COMM_SELF -----------------------------
 
-@pytest.mark.parametrize("comm", [None, "self"])
-def test_one_process_equals_fit(comm: Any, tmp_path: Path) -> None:
-    c = case("f64_dropout_weights", str(tmp_path))
+@pytest.mark.parametrize(("comm", "name"), [(None, "f64_dropout_weights"),
+                                            ("self", "f64_dropout_weights"),
+                                            ("self", "f64_bn_dropout")])
+def test_one_process_equals_fit(comm: Any, name: str, tmp_path: Path) -> None:
+    c = case(name, str(tmp_path))
     world = MPI.COMM_SELF if comm == "self" else None
     got = distributed.fit(*c["args"], comm=world, **c["kwargs"])
     ref = nf.train.fit(*c["args"], **c["kwargs"])
     assert _rel_err(got.params, ref.params) < 1e-9
+    if ref.model_state is not None:
+        assert _rel_err(got.model_state, ref.model_state) < 1e-9
     np.testing.assert_allclose(got.history["loss"], ref.history["loss"], rtol=1e-12)
     assert got.epoch == ref.epoch
 
