@@ -352,15 +352,14 @@ def _checked_everywhere(c: MPI.Intracomm, component: str, check: Callable[[], An
 def _shards(c: MPI.Intracomm, ordered: bool) -> train.Shards:
     size, rank = c.Get_size(), c.Get_rank()
 
-    def batch(model: Layer, loss: Loss, x: Any, y: Any, weights: Array | None,
-              need_preds: bool) -> train.BatchStep:
+    def batch(model: Layer, loss: Loss, x: Any, y: Any, need_preds: bool) -> train.BatchStep:
         stateful = is_stateful(model)
 
-        def step(params: PyTree, model_state: Any, idx: Any,
+        def step(params: PyTree, model_state: Any, idx: Any, wb: Array | None,
                  key: Key) -> tuple[Any, Any, Any, Any, Any]:
             lo, hi = shard_bounds(len(idx), size, rank)
             mine, yb = idx[lo:hi], train._take(y, idx)
-            w_mine = None if weights is None else weights[mine]
+            w_mine = None if wb is None else wb[lo:hi]
             weight = float(hi - lo) if w_mine is None else float(w_mine.sum())
             x_mine, y_mine = train._take(x, mine), train._take(y, mine)
             k_mine = random.with_row_offset(key, lo)
