@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from nnfunc import workspace
 from nnfunc._validate import finite_float
 from nnfunc.layer import Layer, batch_array, from_forward_backward, no_params
 from nnfunc.typing import Array, Key, ShapeTree
@@ -96,13 +97,20 @@ def _relu_fwd(x: Array) -> tuple[Array, Array]:
     # so x meets cached zeros of its dtype: of its shape up to 4 MiB, else one
     # broadcast row (38 µs on that batch).
     shape = x.shape if x.nbytes <= _ZEROS_MAX_BYTES else x.shape[-1:]
-    y = np.maximum(x, _zeros(shape, x.dtype))
+    y = np.maximum(x, _zeros(shape, x.dtype), out=workspace.empty(x.shape, x.dtype))
     return y, y
 
 
-# dy * (y > 0), not np.where: a data-dependent select mispredicts on every
-# other element of a random mask and runs ~10x slower than the multiply.
-relu: Layer = _elementwise("relu", _relu_fwd, lambda y, dy: dy * (y > 0))
+def _relu_bwd(y: Array, dy: Array) -> Array:
+    # dy * (y > 0), not np.where: a data-dependent select mispredicts on every
+    # other element of a random mask and runs ~10x slower than the multiply.
+    if type(dy) is not np.ndarray or dy.shape != y.shape:
+        return dy * (y > 0)
+    mask = np.greater(y, 0, out=workspace.empty(y.shape, np.bool_))
+    return np.multiply(dy, mask, out=workspace.empty(y.shape, dy.dtype))
+
+
+relu: Layer = _elementwise("relu", _relu_fwd, _relu_bwd)
 """Rectifier ``σ(x) = max(0, x)``; backward ``dx = dy ⊙ [x > 0]`` (ReLU′(0) = 0)."""
 
 

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nnfunc import random, tree
+from nnfunc import random, tree, workspace
 from nnfunc._validate import (
     describe,
     fail,
@@ -137,19 +137,29 @@ def value_and_grad(model: Layer, loss: Loss, *, train: bool = True) -> ValueAndG
     """
     _check_model_and_loss("value_and_grad", model, loss)
     train = flag(train, "value_and_grad", "train")
+    own = workspace.Workspace()  # this function's arrays, reused once nobody holds them
     if is_stateful(model):
         def f_state(params: PyTree, model_state: PyTree, x: Input, y: Any, *,
                     key: Key | None = None,
                     sample_weight: Any = None) -> tuple[Any, Any, Any]:
-            value, grads, _, new_state = _stateful_forward_backward(
-                model, loss, train, params, model_state, x, y, key, sample_weight)
+            token = workspace.enter(own)
+            try:
+                value, grads, _, new_state = _stateful_forward_backward(
+                    model, loss, train, params, model_state, x, y, key, sample_weight)
+            finally:
+                workspace.leave(token)
             return value, grads, new_state
 
         return f_state
 
     def f(params: PyTree, x: Input, y: Any, *, key: Key | None = None,
           sample_weight: Any = None) -> tuple[Any, Any]:
-        value, grads, _ = _forward_backward(model, loss, train, params, x, y, key, sample_weight)
+        token = workspace.enter(own)
+        try:
+            value, grads, _ = _forward_backward(model, loss, train, params, x, y, key,
+                                                sample_weight)
+        finally:
+            workspace.leave(token)
         return value, grads
 
     return f
@@ -231,21 +241,31 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, donate: bool = False
     _check_model_and_loss("train_step", model, loss)
     _check_optimizer("train_step", optimizer)
     update = update_fn(optimizer, flag(donate, "train_step", "donate"))
+    own = workspace.Workspace()  # the step's arrays, reused once nobody holds them
     if is_stateful(model):
         def stateful_step(params: PyTree, opt_state: PyTree, model_state: PyTree, x: Input,
                           y: Any, *, key: Key | None = None,
                           sample_weight: Any = None) -> tuple[Any, Any, Any, Any]:
-            value, grads, _, model_state = _stateful_forward_backward(
-                model, loss, True, params, model_state, x, y, key, sample_weight)
-            opt_state, params = update(opt_state, grads)
+            token = workspace.enter(own)
+            try:
+                value, grads, _, model_state = _stateful_forward_backward(
+                    model, loss, True, params, model_state, x, y, key, sample_weight)
+                opt_state, params = update(opt_state, grads)
+            finally:
+                workspace.leave(token)
             return params, opt_state, model_state, value
 
         return stateful_step
 
     def step(params: PyTree, opt_state: PyTree, x: Input, y: Any, *, key: Key | None = None,
              sample_weight: Any = None) -> tuple[Any, Any, Any]:
-        value, grads, _ = _forward_backward(model, loss, True, params, x, y, key, sample_weight)
-        opt_state, params = update(opt_state, grads)
+        token = workspace.enter(own)
+        try:
+            value, grads, _ = _forward_backward(model, loss, True, params, x, y, key,
+                                                sample_weight)
+            opt_state, params = update(opt_state, grads)
+        finally:
+            workspace.leave(token)
         return params, opt_state, value
 
     return step
@@ -613,6 +633,7 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
     update_own = update_fn(optimizer, donate=True)
     batch = (_batch_step if _shards is None else _shards.batch)(model, loss, x, y, bool(metrics))
     validate = evaluate if _shards is None else _shards.evaluate
+    own = workspace.Workspace()  # the steps' arrays, reused from one step to the next
     while epoch < epochs:
         start = time.perf_counter()
         k_perm, k_steps = random.split(random.fold_in(key, epoch))
@@ -625,9 +646,13 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
             batch_weight = float(len(idx)) if wb is None else float(wb.sum())
             if batch_weight == 0.0:  # a batch of zero weight contributes nothing: no step
                 continue
-            value, grads, y_pred, yb, model_state = batch(params, model_state, idx, wb,
-                                                          random.fold_in(k_steps, i))
-            state, params = (update_own if i else optimizer.update)(state, grads)
+            token = workspace.enter(own)
+            try:
+                value, grads, y_pred, yb, model_state = batch(params, model_state, idx, wb,
+                                                              random.fold_in(k_steps, i))
+                state, params = (update_own if i else optimizer.update)(state, grads)
+            finally:
+                workspace.leave(token)
             # the epoch loss is Σ w ℓ / Σ w over the epoch: batch means weighted by their weight
             total += float(value) * batch_weight
             weight += batch_weight

@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nnfunc import random
+from nnfunc import random, workspace
 from nnfunc._validate import describe, fail, flag, positive_int, type_fail
 from nnfunc.initializers import Initializer, check_initializer, glorot_uniform, zeros
 from nnfunc.layer import Layer, batch_array, from_forward_backward
@@ -89,7 +89,7 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
             are not ``DenseParams`` of float arrays of one dtype.
 
     >>> import numpy as np
-    >>> from nnfunc import random
+    >>> from nnfunc import random, workspace
     >>> layer = dense(3)
     >>> out_shape, params = layer.init(random.key(0), (4,))
     >>> out_shape, layer.apply(params, np.ones((2, 4), np.float32)).shape
@@ -125,9 +125,10 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
                 and x.ndim == 2 and x.shape[1] == w.shape[0]):  # the common case, inline
             x = _rows_input(name, x, w)
         if x.ndim == 2:
-            y = x @ w
+            y = workspace.matmul(x, w)
         else:  # leading axes are rows: one product over all of them
-            y = (x.reshape(-1, w.shape[0]) @ w).reshape((*x.shape[:-1], w.shape[1]))
+            y = workspace.matmul(x.reshape(-1, w.shape[0]), w).reshape((*x.shape[:-1],
+                                                                         w.shape[1]))
         if params.b is not None:
             y += params.b
         return y, x
@@ -140,10 +141,10 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
         if x.ndim != 2:  # leading axes are rows, as in the forward pass
             x, dy = x.reshape(-1, w.shape[0]), dy.reshape(-1, w.shape[1])
         db = np.add.reduce(dy, axis=0) if b is not None else None
-        dx = dy @ w.T if need_dx else None
+        dx = workspace.matmul(dy, w.T) if need_dx else None
         if dx is not None and len(x_shape) != 2:
             dx = dx.reshape(x_shape)
-        dw = x.T @ dy
+        dw = workspace.matmul(x.T, dy)
         return ((dw, db) if plain else DenseParams(dw, db)), dx  # type: ignore[return-value]
 
     return from_forward_backward(name, init, forward, backward)

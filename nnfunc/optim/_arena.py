@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from nnfunc import workspace
 from nnfunc.typing import Array
 
 __all__ = ["ALIGN", "allocate", "arena_of", "empty", "flat", "gather", "segments", "unpack",
@@ -72,7 +73,11 @@ def _aligned_start(a: Array) -> int:
 
 
 def empty(n: int, dtype: np.dtype[Any]) -> Array:
-    """A fresh (uninitialised) 1-D array of ``n`` elements starting on an :data:`ALIGN` boundary."""
+    """A fresh (uninitialised) 1-D array of ``n`` elements starting on an :data:`ALIGN` boundary
+    (from the active workspace, if any: see :mod:`nnfunc.workspace`)."""
+    ws = workspace.current()
+    if ws is not None:
+        return ws.empty((n,), dtype)
     raw = np.empty(n + ALIGN // dtype.itemsize, dtype)
     start = _aligned_start(raw)
     return raw[start:start + n]
@@ -192,4 +197,4 @@ def gather(leaves: Sequence[Array], run: tuple[int, int, int, int], whole: Array
         return whole[lo:hi]
     if stop == first + 1:
         return leaves[first].reshape(-1)
-    return np.concatenate(leaves[first:stop], axis=None)
+    return np.concatenate(leaves[first:stop], axis=None, out=empty(hi - lo, leaves[first].dtype))

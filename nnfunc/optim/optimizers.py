@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nnfunc import tree
+from nnfunc import tree, workspace
 from nnfunc._validate import describe, finite_float, flag, type_fail
 from nnfunc.optim import _arena
 from nnfunc.optim.base import (
@@ -70,8 +70,17 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
 
     fixed = None if callable(lr) else float(lr)
 
+    own = workspace.Workspace()  # the update's arrays, reused once the caller drops them
+
     def updater(rule: Apply) -> Update:
         def update(state: OptState, grads: PyTree) -> tuple[OptState, PyTree]:
+            token = workspace.enter(own)
+            try:
+                return updated(state, grads)
+            finally:
+                workspace.leave(token)
+
+        def updated(state: OptState, grads: PyTree) -> tuple[OptState, PyTree]:
             if not isinstance(state, OptState):
                 raise type_fail(name, "state", "must be this optimizer's state (from init)",
                                 describe(state))

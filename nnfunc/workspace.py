@@ -1,0 +1,187 @@
+"""Workspaces: a step's arrays, reused from one step to the next once nobody holds them.
+
+A training step allocates the same arrays every time: each layer's output
+and cotangent, the grads, the optimizer's results. For a model of a few
+MiB each fresh block costs its page faults — the kernel maps and zeroes
+every 4 KiB page the step then writes (about 7 µs a page on the benchmark's
+VM: a medium MLP's pure step took ~800 of them, 5.6 ms, beside a 5 ms floor)
+— unless the C allocator happens to keep freed memory (what
+:func:`nnfunc.allocator.tune` forces, for the whole process).
+
+A :class:`Workspace` keeps the arrays it handed out. A request for a shape
+and dtype returns one of them that nothing outside the workspace
+references any more, else a fresh one (which it keeps for next time, up to
+:data:`KEEP` per shape and dtype). Whether anything still references an
+array, CPython's reference count tells exactly: every array made from it —
+a slice, a reshape, a transposed view, a ``memoryview`` — holds a reference
+to it. So reuse is safe whatever the caller does with what it got: grads a
+user kept, params held in an optimizer state, an output stored in a list
+are never handed out again while they are held. (The check also counts
+another thread's reference, so two threads sharing a workspace never get
+the same array.)
+
+``train_step``, ``value_and_grad``, ``fit`` and the optimizers each own a
+workspace and make it *active* for the length of a call (:func:`active`);
+one already active (a ``train_step`` calling its optimizer) serves the
+inner calls. A layer opts in by asking :func:`empty` (or :func:`matmul`)
+for its outputs: with no workspace active they are ``np.empty`` and ``@``,
+so a layer that never asks, or a call outside a step, works as before.
+Nothing is process-wide: a workspace's memory goes when the step that owns
+it does (``fit`` returns, a ``train_step`` is dropped), except the arrays
+still in use, which are ordinary arrays.
+
+>>> import numpy as np
+>>> ws = Workspace()
+>>> with active(ws):
+...     a = empty((256, 256), np.float32)
+...     address = a.ctypes.data
+...     b = empty((256, 256), np.float32)   # a is still held: other memory
+...     del a
+...     c = empty((256, 256), np.float32)   # nothing holds a any more: its memory
+>>> b.ctypes.data != address, c.ctypes.data == address
+(True, True)
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from nnfunc.typing import Array
+
+__all__ = ["ALIGN", "KEEP", "MIN_BYTES", "Workspace", "active", "empty", "matmul"]
+
+KEEP = 8
+"""Arrays kept per shape and dtype. A pure Adam step holds two generations
+of params, ``m`` and ``v`` (the caller's and the new one) plus grads of
+each weight's shape; beyond this, requests get plain ``np.empty`` arrays."""
+
+
+MIN_BYTES = 1 << 16
+"""Smaller arrays are plain ``np.empty``: the C allocator serves them from its
+free lists without a page fault, faster than the workspace's bookkeeping
+(about 1 µs a request), which matters on a model of a few small layers."""
+
+
+class Workspace:
+    """Arrays handed out and kept for reuse, by shape and dtype.
+
+    The only state is the kept arrays themselves; what a call computes does
+    not depend on it (every array is written before it is read).
+    """
+
+    __slots__ = ("_kept",)
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[tuple[int, ...], np.dtype[Any]], list[Array]] = {}
+
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array:
+        """An uninitialised C-contiguous array nothing else references."""
+        if math.prod(shape) * dtype.itemsize < MIN_BYTES:
+            return np.empty(shape, dtype)
+        kept = self._kept.get((shape, dtype))
+        if kept is None:
+            kept = self._kept[(shape, dtype)] = []
+        for a in kept:
+            if sys.getrefcount(a) <= _FREE and sys.getrefcount(a.base) <= _FREE_BASE:
+                return a
+        a = _aligned(shape, dtype)
+        if len(kept) < KEEP:
+            kept.append(a)
+        return a
+
+    def nbytes(self) -> int:
+        """Bytes of all kept arrays (in use or free)."""
+        return sum(a.nbytes for kept in self._kept.values() for a in kept)
+
+
+ALIGN = 64
+"""Bytes to which every workspace array is aligned: a cache line, and one
+AVX-512 vector (NumPy aligns to 16; Adam's kernel ran 10-30% slower on
+arrays 16 bytes off a cache line)."""
+
+
+def _aligned(shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array:
+    """A fresh array of ``shape`` starting on an :data:`ALIGN` boundary: a view
+    of a slightly larger byte buffer, which every array made from it
+    references (NumPy points ``base`` at the memory's owner)."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def _free_counts() -> tuple[int, int]:
+    """The reference counts :meth:`Workspace.empty` sees on a kept array, and on
+    its buffer, when nobody else holds either (the list, the loop variable,
+    the argument; the array's ``base``, the attribute's value, the argument):
+    measured on this interpreter rather than assumed."""
+    for a in [_aligned((1,), np.dtype(np.float32))]:
+        return sys.getrefcount(a), sys.getrefcount(a.base)
+    raise AssertionError("unreachable")
+
+
+_FREE, _FREE_BASE = _free_counts()
+
+_ACTIVE: contextvars.ContextVar[Workspace | None] = contextvars.ContextVar(
+    "nnfunc_workspace", default=None)
+
+
+def current() -> Workspace | None:
+    """The active workspace, if any."""
+    return _ACTIVE.get()
+
+
+def enter(ws: Workspace) -> contextvars.Token[Workspace | None] | None:
+    """Make ``ws`` active unless one already is; pass the result to :func:`leave`."""
+    if _ACTIVE.get() is not None:
+        return None
+    return _ACTIVE.set(ws)
+
+
+def leave(token: contextvars.Token[Workspace | None] | None) -> None:
+    """Undo :func:`enter`."""
+    if token is not None:
+        _ACTIVE.reset(token)
+
+
+@contextmanager
+def active(ws: Workspace) -> Iterator[Workspace]:
+    """Serve :func:`empty` from ``ws`` (unless a workspace is already active) in the block."""
+    token = enter(ws)
+    try:
+        yield ws
+    finally:
+        leave(token)
+
+
+def empty(shape: tuple[int, ...], dtype: Any) -> Array:
+    """A fresh-to-the-caller uninitialised array: from the active workspace, else ``np.empty``.
+
+    What a layer's ``forward``/``backward`` asks for its outputs, to be
+    filled with ``out=``. The caller owns it exactly as it would own
+    ``np.empty(shape, dtype)``.
+    """
+    ws = _ACTIVE.get()
+    if ws is None:
+        return np.empty(shape, dtype)
+    return ws.empty(shape, dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
+
+
+def matmul(a: Array, b: Array) -> Array:
+    """``a @ b`` for ``b`` 2-D, written into :func:`empty` memory (same bits as ``@``).
+
+    ``a`` may have any rank ``(..., k)``; the result is ``(..., b.shape[1])``.
+    Mixed dtypes and other ranks take plain ``@`` (and its errors).
+    """
+    if a.dtype is b.dtype and b.ndim == 2 and a.ndim >= 1 and a.shape[-1] == b.shape[0]:
+        ws = _ACTIVE.get()
+        if ws is not None:
+            return np.matmul(a, b, out=ws.empty(a.shape[:-1] + b.shape[1:], a.dtype))
+    return a @ b
