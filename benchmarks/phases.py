@@ -66,9 +66,9 @@ def phase_times(w: Workload, dtype: Any, repeats: int) -> dict[str, float]:
         "update": lambda: nn.opt.update(state, grads),
         "step": nn.run,
     }
-    block = timing.block_seconds(timing.block_time(floor.step, 0.02, min_steps=2))
+    block = timing.block_seconds(timing.block(floor.step, 0.02, min_steps=2).per_step)
     times = timing.interleaved(steps, repeats, block)
-    return {name: float(np.median(ts)) * 1e3 for name, ts in times.items()}
+    return {name: float(np.median([b.per_call for b in ts])) * 1e3 for name, ts in times.items()}
 
 
 def phase_table(name: str, ms: dict[str, float]) -> str:

@@ -4,11 +4,14 @@ The machine's speed drifts (other tenants, frequency changes): on the large
 workload the floor alone differs up to 2x between processes. So every
 contender is timed in the same process, and each *repeat* times all of them
 back to back, in the same order. Within a repeat a contender runs a block of
-steps (at least ``min_seconds`` long, and at least ``min_steps``) and the
-block's per-step median is its time for that repeat. A contender's ratio to
-the floor is taken within each repeat (paired, so both saw the same drift),
-and the report gives the median over repeats of those paired ratios beside
-the median times.
+consecutive steps (at least ``min_seconds`` long, and at least
+``min_steps``). Its time for that repeat is the block's *throughput* — the
+block's wall time over its steps, so every periodic cost (garbage
+collection, the C allocator returning and re-faulting memory) is in it, as
+a user sees it; the per-call median of the same block is kept as a
+secondary figure. A contender's ratio to the floor is taken within each
+repeat (paired, so both saw the same drift), and the report gives the median
+over repeats of those paired ratios beside the median times.
 
 Contenders disturb each other through their thread pools: after NumPy's
 last product OpenBLAS's worker threads keep spinning for ~0.1 s, which on a
@@ -24,17 +27,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from statistics import median
-from typing import Any
+from typing import Any, NamedTuple
 
 Step = Callable[[], Any]
 
 
-def block_time(step: Step, min_seconds: float, min_steps: int = 3) -> float:
-    """Median seconds per call of ``step`` over a block of calls.
+class Block(NamedTuple):
+    """One timed block: seconds per step as throughput, and the per-call median."""
+
+    per_step: float
+    per_call: float
+
+
+def block(step: Step, min_seconds: float, min_steps: int = 3) -> Block:
+    """Time a block of consecutive calls of ``step``.
 
     The block lasts at least ``min_seconds`` and holds at least ``min_steps``
-    calls; each call is timed on its own, so one preempted call moves the
-    median little.
+    calls; ``per_step`` is its wall time over its calls, ``per_call`` the
+    median of the calls timed one by one (which a preempted call moves
+    little, and which hides periodic costs).
     """
     times: list[float] = []
     clock = time.perf_counter
@@ -43,13 +54,13 @@ def block_time(step: Step, min_seconds: float, min_steps: int = 3) -> float:
         t0 = clock()
         step()
         times.append(clock() - t0)
-    return median(times)
+    return Block((clock() - start) / len(times), median(times))
 
 
 def interleaved(steps: Mapping[str, Step], repeats: int, min_seconds: float,
                 warmup_seconds: float | None = None,
-                settle_seconds: float = 0.15) -> dict[str, list[float]]:
-    """Seconds per step of each contender in each repeat: ``{name: [t_1, ..., t_repeats]}``.
+                settle_seconds: float = 0.15) -> dict[str, list[Block]]:
+    """Each contender's block in each repeat: ``{name: [block_1, ..., block_repeats]}``.
 
     Each contender first runs a warm-up block (caches, allocator arenas, BLAS
     and OpenMP thread pools, lazy imports inside peers); then each repeat
@@ -60,13 +71,13 @@ def interleaved(steps: Mapping[str, Step], repeats: int, min_seconds: float,
         raise ValueError(f"interleaved: repeats must be >= 1, got {repeats}")
     warm = min_seconds / 2 if warmup_seconds is None else warmup_seconds
     for step in steps.values():
-        block_time(step, warm, min_steps=2)
-    out: dict[str, list[float]] = {name: [] for name in steps}
+        block(step, warm, min_steps=2)
+    out: dict[str, list[Block]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
             time.sleep(settle_seconds)  # let the previous contender's threads go idle
             step()
-            out[name].append(block_time(step, min_seconds))
+            out[name].append(block(step, min_seconds))
     return out
 
 

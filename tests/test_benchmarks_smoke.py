@@ -71,18 +71,20 @@ def test_missing_peer_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) ->
 def test_tiny_run_writes_the_documented_json(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
-    assert main(["--workloads", "tiny", "--repeats", "1", "--no-peers", "--no-process", "--no-tune",
+    assert main(["--workloads", "tiny", "--repeats", "1", "--no-peers", "--no-process",
                  "--json", str(out)]) == 0
     record = json.loads(out.read_text())
-    assert set(record) == {"machine", "workloads", "import", "memory"}
+    assert set(record) == {"machine", "workloads", "import", "memory", "fit_epoch"}
     assert {"cpu", "cpu_count", "numpy", "blas", "dtype", "repeats"} <= set(record["machine"])
     (tiny,) = record["workloads"]
     assert tiny["workload"] == "tiny"
     assert tiny["bar"] == {"kind": "over_us", "value": 120.0}
     assert set(tiny["contenders"]) == {"floor", "nnfunc", "nnfunc_pure", "handwritten"}
     nn = tiny["contenders"]["nnfunc"]
-    assert {"ms", "ms_per_repeat", "ratio", "over_us", "pass", "dtype"} <= set(nn)
+    assert {"ms", "ms_per_repeat", "ratio", "over_us", "ratio_spread", "per_call_ms",
+            "per_call_ratio", "dtype"} <= set(nn)
     assert len(nn["ms_per_repeat"]) == 1
+    assert set(tiny["checks"]) == {"bar +120 us", "pure <= 1.15 donated"}
     assert "tiny" in capsys.readouterr().out
 
 
