@@ -180,8 +180,9 @@ def matmul(a: Array, b: Array) -> Array:
     ``a`` may have any rank ``(..., k)``; the result is ``(..., b.shape[1])``.
     Mixed dtypes and other ranks take plain ``@`` (and its errors).
     """
-    if a.dtype is b.dtype and b.ndim == 2 and a.ndim >= 1 and a.shape[-1] == b.shape[0]:
-        ws = _ACTIVE.get()
-        if ws is not None:
-            return np.matmul(a, b, out=ws.empty(a.shape[:-1] + b.shape[1:], a.dtype))
+    ws = _ACTIVE.get()
+    if (ws is not None and a.dtype is b.dtype and b.ndim == 2 and a.ndim >= 1
+            and a.shape[-1] == b.shape[0] > 0
+            and a.size // b.shape[0] * b.shape[1] * a.itemsize >= MIN_BYTES):
+        return np.matmul(a, b, out=ws.empty(a.shape[:-1] + b.shape[1:], a.dtype))
     return a @ b
