@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nnfunc import workspace
 from nnfunc.optim import _arena
 
 
@@ -94,12 +95,14 @@ def test_zeros_like_groups_by_dtype_and_keeps_shapes() -> None:
     assert _arena.arena_of([zeros[1]]) is not None
 
 
-@given(n=st.integers(0, 300), dtype=st.sampled_from([np.float16, np.float32, np.float64]))
-def test_empty_is_aligned_and_the_size_asked(n: int, dtype: type) -> None:
-    a = _arena.empty(n, np.dtype(dtype))
+@given(n=st.one_of(st.integers(0, 300), st.integers(16_000, 70_000)),
+       dtype=st.sampled_from([np.float16, np.float32, np.float64]))
+def test_empty_is_the_size_asked_and_aligned_when_kept(n: int, dtype: type) -> None:
+    with workspace.active(workspace.Workspace()):
+        a = _arena.empty(n, np.dtype(dtype))
     assert a.shape == (n,)
     assert a.dtype == dtype
     assert a.flags.c_contiguous
     assert a.flags.writeable
-    if n:
+    if a.nbytes >= workspace.MIN_BYTES:
         assert a.ctypes.data % _arena.ALIGN == 0

@@ -23,7 +23,6 @@ views do (each view's ``base`` is the arena).
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import math
 import weakref
@@ -51,8 +50,8 @@ class _Arena(np.ndarray):
     stop: int
 
 
-ALIGN = 64
-"""Bytes to which arenas and :func:`empty` buffers are aligned: a cache line,
+ALIGN = workspace.ALIGN
+"""Bytes to which arenas (and kept workspace arrays) are aligned: a cache line,
 and one AVX-512 vector. NumPy's own allocations are 16-byte aligned, and
 Adam's kernel on arrays 16 bytes off a cache line ran 10-30% slower than on
 aligned ones (measured on the benchmark's EPYC, 100k and 670k elements):
@@ -60,27 +59,19 @@ each wide load then straddles two lines."""
 
 
 def _aligned_start(a: Array) -> int:
-    """How many elements into ``a`` (fresh, writeable, contiguous) the first
-    :data:`ALIGN`-byte boundary lies.
-
-    The address comes from a ctypes view of the buffer: 0.3 µs, against
-    1 µs for ``a.ctypes.data`` (this runs on every donated Adam step).
-    """
+    """How many elements into ``a`` (fresh, contiguous) the first :data:`ALIGN`-byte
+    boundary lies."""
     itemsize = a.dtype.itemsize
     if ALIGN % itemsize:
         return 0
-    return (-ctypes.addressof(ctypes.c_char.from_buffer(a.data)) % ALIGN) // itemsize
+    return (-a.ctypes.data % ALIGN) // itemsize
 
 
 def empty(n: int, dtype: np.dtype[Any]) -> Array:
-    """A fresh (uninitialised) 1-D array of ``n`` elements starting on an :data:`ALIGN` boundary
-    (from the active workspace, if any: see :mod:`nnfunc.workspace`)."""
-    ws = workspace.current()
-    if ws is not None:
-        return ws.empty((n,), dtype)
-    raw = np.empty(n + ALIGN // dtype.itemsize, dtype)
-    start = _aligned_start(raw)
-    return raw[start:start + n]
+    """A 1-D scratch or result array of ``n`` elements from the active workspace
+    (every optimizer update has one: see :mod:`nnfunc.workspace`), aligned to
+    :data:`ALIGN` bytes when it is large enough to be kept."""
+    return workspace.empty((n,), dtype)
 
 
 def allocate(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any]) -> tuple[Array, list[Array]]:
