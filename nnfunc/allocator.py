@@ -1,20 +1,19 @@
-"""Keep freed memory mapped, so a training step does not page-fault every time.
+"""Ask glibc to keep freed memory mapped, for the whole process (rarely needed now).
 
-Every nnfunc step allocates fresh arrays (purity: nothing the caller holds is
-overwritten), tens of megabytes per step for a large MLP. glibc's ``malloc``
-serves blocks above its mmap threshold with fresh ``mmap`` calls and hands
-freed memory at the top of the heap back to the kernel once it exceeds its
-trim threshold; the next step's arrays then fault every page back in and the
-kernel zeroes each one. On a 784-512-512-10 MLP that costs ~50% on top of
-the unavoidable matrix products (measured: a forward and backward pass at
-1.54x the BLAS floor, 1.11x after :func:`tune`).
+nnfunc's steps reuse their own large arrays through workspaces (see
+:mod:`nnfunc.workspace`), so they no longer page-fault fresh memory every
+step whatever the C allocator does, and nothing needs tuning. What is left
+for :func:`tune` is the memory nnfunc does not manage: your own per-step
+arrays, or another library's. glibc's ``malloc`` serves blocks above its
+mmap threshold with fresh ``mmap`` calls and hands freed memory at the top
+of the heap back to the kernel once it exceeds its trim threshold; the next
+allocation then faults every page back in and the kernel zeroes each one.
 
 :func:`tune` raises both thresholds with ``mallopt``, so freed blocks stay in
 the process and are reused. It changes the allocator of the whole process
 (which is why nnfunc never calls it for you): memory freed after the peak is
-kept for reuse instead of being returned to the system. Call it once, at the
-start of a training script. It does nothing (and returns ``False``) where
-the C library is not glibc.
+kept for reuse instead of being returned to the system. It does nothing (and
+returns ``False``) where the C library is not glibc.
 
 >>> tune() in (True, False)
 True
