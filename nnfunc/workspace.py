@@ -23,8 +23,9 @@ the same array.)
 ``train_step``, ``value_and_grad``, ``fit`` and the optimizers each own a
 workspace and make it *active* for the length of a call (:func:`active`);
 one already active (a ``train_step`` calling its optimizer) serves the
-inner calls. A layer opts in by asking :func:`empty` (or :func:`matmul`)
-for its outputs: with no workspace active they are ``np.empty`` and ``@``,
+inner calls. A layer opts in by asking :func:`empty`, :func:`out` (an
+``out=`` argument) or :func:`matmul` for its outputs: with no workspace
+active they are ``np.empty``, NumPy's own allocation and ``@``,
 so a layer that never asks, or a call outside a step, works as before.
 Nothing is process-wide: a workspace's memory goes when the step that owns
 it does (``fit`` returns, a ``train_step`` is dropped), except the arrays
@@ -55,7 +56,7 @@ import numpy as np
 
 from nnfunc.typing import Array
 
-__all__ = ["ALIGN", "KEEP", "MIN_BYTES", "Workspace", "active", "empty", "matmul"]
+__all__ = ["ALIGN", "KEEP", "MIN_BYTES", "Workspace", "active", "empty", "matmul", "out"]
 
 KEEP = 8
 """Arrays kept per shape and dtype. A pure Adam step holds two generations
@@ -174,15 +175,32 @@ def empty(shape: tuple[int, ...], dtype: Any) -> Array:
     return ws.empty(shape, dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
 
 
-def matmul(a: Array, b: Array) -> Array:
-    """``a @ b`` for ``b`` 2-D, written into :func:`empty` memory (same bits as ``@``).
+def out(like: Array, dtype: Any = None) -> Array | None:
+    """An ``out=`` argument for a ufunc whose result is shaped like ``like``: an
+    array from the active workspace, or ``None`` (NumPy then allocates, as
+    without ``out=``) when none is active or ``like`` is under :data:`MIN_BYTES`.
 
-    ``a`` may have any rank ``(..., k)``; the result is ``(..., b.shape[1])``.
-    Mixed dtypes and other ranks take plain ``@`` (and its errors).
+    ``dtype`` defaults to ``like``'s. E.g. ``np.maximum(x, 0, out=out(x))``.
     """
+    if like.nbytes < MIN_BYTES:
+        return None
     ws = _ACTIVE.get()
-    if (ws is not None and a.dtype is b.dtype and b.ndim == 2 and a.ndim >= 1
-            and a.shape[-1] == b.shape[0] > 0
-            and a.size // b.shape[0] * b.shape[1] * a.itemsize >= MIN_BYTES):
-        return np.matmul(a, b, out=ws.empty(a.shape[:-1] + b.shape[1:], a.dtype))
+    if ws is None:
+        return None
+    return ws.empty(like.shape, like.dtype if dtype is None else np.dtype(dtype))
+
+
+def matmul(a: Array, b: Array) -> Array:
+    """``a @ b`` for 2-D ``a`` and ``b``, written into workspace memory (same bits as ``@``).
+
+    Products under :data:`MIN_BYTES`, mixed dtypes, other ranks and calls
+    outside a workspace take plain ``@`` (and its errors).
+    """
+    if a.ndim == 2 and b.ndim == 2:
+        rows, cols = a.shape[0], b.shape[1]
+        if (rows * cols * a.itemsize >= MIN_BYTES and a.dtype is b.dtype
+                and a.shape[1] == b.shape[0]):
+            ws = _ACTIVE.get()
+            if ws is not None:
+                return np.matmul(a, b, out=ws.empty((rows, cols), a.dtype))
     return a @ b

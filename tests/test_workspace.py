@@ -101,8 +101,8 @@ def test_empty_without_an_active_workspace_is_fresh_and_an_active_one_serves_nes
     assert inner.nbytes() == 0
 
 
-@pytest.mark.parametrize("shapes", [((64, 300), (300, 200)), ((2, 40, 300), (300, 100)),
-                                    ((300, 64), (300, 200))])
+@pytest.mark.parametrize("shapes", [((64, 300), (300, 200)), ((300, 64), (300, 200)),
+                                    ((2, 40, 300), (300, 100))])
 def test_matmul_gives_the_bits_of_the_operator(shapes: Any) -> None:
     rng = np.random.default_rng(0)
     a = rng.standard_normal(shapes[0]).astype(np.float32)

@@ -71,6 +71,8 @@ def empty(n: int, dtype: np.dtype[Any]) -> Array:
     """A 1-D scratch or result array of ``n`` elements from the active workspace
     (every optimizer update has one: see :mod:`nnfunc.workspace`), aligned to
     :data:`ALIGN` bytes when it is large enough to be kept."""
+    if n * dtype.itemsize < workspace.MIN_BYTES:
+        return np.empty(n, dtype)
     return workspace.empty((n,), dtype)
 
 
