@@ -81,7 +81,7 @@ def run_workload(w: Workload, dtype: npt.DTypeLike, repeats: int, *,
             notes.append(f"{name} skipped: not installed ({getattr(err, 'name', None) or err})")
     floor_step = built["floor"].run
     block = timing.block_seconds(timing.block(floor_step, 0.02, min_steps=2).per_step)
-    times = timing.interleaved({n: c.run for n, c in built.items()}, repeats, block)
+    times = timing.interleaved_blocks({n: c.run for n, c in built.items()}, repeats, block)
     contenders = {n: {**_record(ts, times["floor"]), **built[n].info} for n, ts in times.items()}
     del built, times  # this process's arrays go before the fresh ones start
     if fresh:

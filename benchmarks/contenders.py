@@ -75,7 +75,7 @@ def child_main(args: dict[str, Any]) -> None:
     w = WORKLOADS[args["workload"]]
     steps = {"floor": make_contender("floor", w, args["dtype"]).run,
              args["name"]: make_contender(args["name"], w, args["dtype"]).run}
-    times = timing.interleaved(steps, args["repeats"], args["block"])
+    times = timing.interleaved_blocks(steps, args["repeats"], args["block"])
     print(json.dumps({name: [list(b) for b in blocks] for name, blocks in times.items()}))
 
 

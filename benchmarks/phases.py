@@ -67,7 +67,7 @@ def phase_times(w: Workload, dtype: Any, repeats: int) -> dict[str, float]:
         "step": nn.run,
     }
     block = timing.block_seconds(timing.block(floor.step, 0.02, min_steps=2).per_step)
-    times = timing.interleaved(steps, repeats, block)
+    times = timing.interleaved_blocks(steps, repeats, block)
     return {name: float(np.median([b.per_call for b in ts])) * 1e3 for name, ts in times.items()}
 
 

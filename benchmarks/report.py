@@ -76,7 +76,7 @@ def blas_summary(info: dict[str, Any]) -> str:
     return f"{build.get('name', 'unknown BLAS')} {build.get('version', '')}".strip()
 
 
-def machine_info(dtype: str, repeats: int) -> dict[str, Any]:
+def machine_info(dtype: str, repeats: int, allocator_tuned: bool = False) -> dict[str, Any]:
     """What the numbers depend on, recorded beside them."""
     return {
         "cpu": cpu_model(),
@@ -86,7 +86,7 @@ def machine_info(dtype: str, repeats: int) -> dict[str, Any]:
         "blas": blas_info(),
         "dtype": dtype,
         "repeats": repeats,
-        "allocator_tuned": False,
+        "allocator_tuned": allocator_tuned,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }

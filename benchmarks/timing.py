@@ -57,9 +57,22 @@ def block(step: Step, min_seconds: float, min_steps: int = 3) -> Block:
     return Block((clock() - start) / len(times), median(times))
 
 
+def block_time(step: Step, min_seconds: float, min_steps: int = 3) -> float:
+    """The per-call median of :func:`block` (what the other benchmarks report)."""
+    return block(step, min_seconds, min_steps).per_call
+
+
 def interleaved(steps: Mapping[str, Step], repeats: int, min_seconds: float,
                 warmup_seconds: float | None = None,
-                settle_seconds: float = 0.15) -> dict[str, list[Block]]:
+                settle_seconds: float = 0.15) -> dict[str, list[float]]:
+    """Per-call median seconds of each contender in each repeat (see :func:`interleaved_blocks`)."""
+    blocks = interleaved_blocks(steps, repeats, min_seconds, warmup_seconds, settle_seconds)
+    return {name: [b.per_call for b in bs] for name, bs in blocks.items()}
+
+
+def interleaved_blocks(steps: Mapping[str, Step], repeats: int, min_seconds: float,
+                       warmup_seconds: float | None = None,
+                       settle_seconds: float = 0.15) -> dict[str, list[Block]]:
     """Each contender's block in each repeat: ``{name: [block_1, ..., block_repeats]}``.
 
     Each contender first runs a warm-up block (caches, allocator arenas, BLAS
