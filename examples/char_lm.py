@@ -85,8 +85,10 @@ class Config(NamedTuple):
 
 FULL = Config(t=64, width=64, blocks=2, heads=4, hidden=256, batch=32, lr=4e-3, steps=1200,
               seconds=150.0)
+# CI's quick run always takes all its steps (no time limit), so its result does
+# not depend on how busy the machine is: 2.56 against the bigram's 3.35
 QUICK = Config(t=32, width=64, blocks=1, heads=2, hidden=128, batch=32, lr=5e-3, steps=500,
-               seconds=30.0)
+               seconds=math.inf)
 
 
 def transformer(vocab: int, cfg: Config) -> nf.Layer:
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="training steps (default 1200; quick 500)")
     parser.add_argument("--seconds", type=float,
                         help="stop training after this many seconds even if steps remain "
-                             "(default 150; quick 30)")
+                             "(default 150; quick: no limit)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     nnfunc.allocator.tune()  # keep freed memory for the next step's arrays
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     k_init, k_data, k_sample = random.split(random.key(args.seed), 3)
     _, params = model.init(k_init, (cfg.t,))
     print(f"{args.model}: {nf.tree.size(params):,} params; context {cfg.t}, batch {cfg.batch}, "
-          f"{cfg.steps} steps or {cfg.seconds:g} s")
+          f"{cfg.steps} steps" + (f" or {cfg.seconds:g} s" if math.isfinite(cfg.seconds) else ""))
 
     warmup = min(100, cfg.steps // 10 + 1)
     schedule = optim.schedules.warmup(
