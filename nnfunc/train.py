@@ -383,6 +383,24 @@ def _cast_inputs(x: Any, dtype: Any, kinds: str = "fiub") -> Any:
                     if np.asarray(a).dtype.kind in kinds and a.dtype != dtype else a, x)
 
 
+def _fit_inputs(model: Layer, params: PyTree, x: Any, dtype: Any, state: Any) -> Any:
+    """``fit``'s inputs in the params' dtype, integer ids kept for a model that takes them.
+
+    Float leaves are cast to ``dtype``. Integer (or bool) leaves are kept as
+    they are when the model accepts them as given (an ``embedding`` first
+    layer: its ids must stay integers), found by running it on the first
+    sample; otherwise (say ``uint8`` pixels into ``dense``) they are cast too.
+    """
+    if all(np.asarray(a).dtype.kind not in "iub" for a in tree.leaves(x)):
+        return _cast_inputs(x, dtype)
+    floats_cast = _cast_inputs(x, dtype, "f")
+    try:
+        _infer(model, params, _take(floats_cast, slice(0, 1)), state)
+    except (TypeError, ValueError):
+        return _cast_inputs(x, dtype)
+    return floats_cast
+
+
 def _class_sample_weights(class_weight: Any, y: Any, n: int, classes: int) -> Array:
     """Each sample's weight from ``{class: weight}`` (classes not named weigh 1).
 
@@ -589,16 +607,17 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
     stateful = is_stateful(model)
     model_state = _model_state("fit", model, model_state)
     dtype = _float_dtype(params)
-    # inputs of any numeric kind become the params' dtype; only float targets
-    # are cast (integer class labels stay integers)
-    x, y = _cast_inputs(data[0], dtype), _cast_inputs(np.asarray(data[1]), dtype, "f")
+    # inputs become the params' dtype (integer ids stay integers for a model that
+    # takes them); only float targets are cast (integer class labels stay integers)
+    x = _fit_inputs(model, params, data[0], dtype, model_state)
+    y = _cast_inputs(np.asarray(data[1]), dtype, "f")
     n = _check_fit_data(model, loss, params, x, y, "x", model_state)
     if validation is not None:
         if not isinstance(validation, tuple) or len(validation) != 2:
             raise type_fail("fit", "validation", "must be a pair (x_val, y_val)",
                             describe(validation))
         _input_arrays("fit", "validation[0]", validation[0])
-        validation = (_cast_inputs(validation[0], dtype),
+        validation = (_fit_inputs(model, params, validation[0], dtype, model_state),
                       _cast_inputs(np.asarray(validation[1]), dtype, "f"))
         _check_fit_data(model, loss, params, validation[0], validation[1], "validation",
                         model_state)
