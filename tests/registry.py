@@ -250,8 +250,8 @@ LAYERS += [
     Entry("avg_pool1d", avg_pool1d(2), _sequence(2)),
     Entry("global_avg_pool", global_avg_pool, nst.feature_shapes(2, 3, 1, 4)),
     Entry("global_max_pool", global_max_pool, nst.feature_shapes(2, 3, 1, 4), x_map=_distinct),
-    Entry("small_cnn", serial(conv2d(2, 3, padding="same"), act.tanh, avg_pool2d(2),
-                              conv2d(2, 1), flatten, dense(2)), _image(2, 4)),
+    Entry("small_cnn", serial(conv2d(2, 2, padding="same"), act.tanh, avg_pool2d(2),
+                              conv2d(2, 1), flatten, dense(2)), _image(2, 4, 1)),
 ]
 
 
