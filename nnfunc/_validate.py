@@ -94,3 +94,19 @@ def real_number(value: Any) -> bool:
     if isinstance(value, (int, float, np.integer, np.floating)):
         return True
     return isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "iuf"
+
+
+def floating_dtype(component: str, dtype: Any, note: str = "") -> np.dtype[Any]:
+    """``dtype`` as a floating NumPy dtype, else a ``TypeError`` naming ``component``.
+
+    ``note`` is added to the expectation (say why an integer dtype is wrong).
+    """
+    dt: np.dtype[Any] | None
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise type_fail(component, "dtype", f"must be a floating NumPy dtype such as "
+                        f"np.float32{note}", repr(dtype))
+    return dt

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nnfunc import random
-from nnfunc._validate import fail, finite_float, flag, positive_int, type_fail
+from nnfunc._validate import fail, finite_float, flag, floating_dtype, positive_int
 from nnfunc.typing import Array, Key
 
 __all__ = ["Split", "load_digits", "load_mnist_5k", "noisy_sine", "two_moons", "two_spirals", "xor"]
@@ -44,17 +44,8 @@ _SPLIT_SEED = 20_260_101
 
 
 def _float_dtype(component: str, dtype: Any) -> np.dtype[Any]:
-    """``dtype`` as a floating NumPy dtype: pixels and coordinates are fractions, so an
-    integer dtype would silently truncate them."""
-    dt: np.dtype[Any] | None
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt.kind != "f":
-        raise type_fail(component, "dtype", "must be a floating NumPy dtype such as np.float32 "
-                        "(an integer dtype would truncate the data)", repr(dtype))
-    return dt
+    """Pixels and coordinates are fractions: an integer dtype would silently truncate them."""
+    return floating_dtype(component, dtype, " (an integer dtype would truncate the data)")
 
 
 def load_digits(*, dtype: Any = np.float32, flat: bool = True) -> Split:

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from nnfunc import random
-from nnfunc._validate import describe, finite_float, type_fail
+from nnfunc._validate import describe, finite_float, floating_dtype, type_fail
 from nnfunc.typing import Array, Key, Shape
 
 __all__ = ["Initializer", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
@@ -53,15 +53,7 @@ def _checked(component: str, shape: Any, dtype: Any) -> tuple[Shape, np.dtype[An
             isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
             for d in shape)):
         raise type_fail(component, "shape", "must be a tuple of ints >= 0", describe(shape))
-    dt: np.dtype[Any] | None
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt.kind != "f":
-        raise type_fail(component, "dtype", "must be a floating NumPy dtype such as "
-                        "np.float32", repr(dtype))
-    return tuple(int(d) for d in shape), dt
+    return tuple(int(d) for d in shape), floating_dtype(component, dtype)
 
 
 def _fans(shape: Shape) -> tuple[int, int]:
