@@ -125,10 +125,53 @@ def jax_step(w: Workload, dtype: npt.DTypeLike) -> PeerStep:
     return PeerStep(run, str(params[0][0].dtype), f"{jax.__version__}, optax {optax.__version__}")
 
 
+def jax_products_step(w: Workload, dtype: npt.DTypeLike) -> PeerStep:
+    """JAX's own floor: the floor's matrix products (every ``x @ W``, ``xᵀ @ dy``
+    and, but for the input layer, ``dy @ Wᵀ``) under one ``jax.jit``.
+
+    XLA's CPU runtime can run independent products at once and does its own
+    blocking, so on 2 cores its products may take less than NumPy's BLAS
+    calls one after the other: this tells how much of JAX's ratio to the
+    NumPy floor is its products rather than its overhead above them.
+    """
+    jax: Any = import_module("jax")
+    jnp: Any = import_module("jax.numpy")
+
+    if np.dtype(dtype) == np.float64:
+        jax.config.update("jax_enable_x64", True)
+    rng = np.random.default_rng(0)
+    ws = [jnp.asarray((rng.standard_normal(s) / np.sqrt(s[0])).astype(dtype))
+          for s in w.layer_shapes]
+    x_np, _ = make_batch(w, dtype)
+    x = jnp.asarray(x_np)
+    dys = [jnp.asarray((rng.standard_normal((w.batch, d_out)) * 0.01).astype(dtype))
+           for _, d_out in w.layer_shapes]
+
+    def products(ws: Any, x: Any, dys: Any) -> Any:
+        acts = [x]
+        for wt in ws:
+            acts.append(acts[-1] @ wt)
+        out = []
+        for i in range(len(ws) - 1, -1, -1):
+            out.append(acts[i].T @ dys[i])
+            if i:
+                out.append(dys[i] @ ws[i].T)
+        return acts[-1], out
+
+    jitted = jax.jit(products)
+
+    def run() -> None:
+        jax.block_until_ready(jitted(ws, x, dys))
+
+    run()  # compile outside the timed blocks
+    return PeerStep(run, str(ws[0].dtype), f"{jax.__version__}")
+
+
 PEERS: dict[str, Callable[[Workload, npt.DTypeLike], PeerStep]] = {
     "sklearn": sklearn_step,
     "torch": torch_step,
     "jax": jax_step,
+    "jax_products": jax_products_step,
 }
 
 

@@ -14,6 +14,8 @@ steps (see :mod:`benchmarks.timing`), with no allocator tuning. Columns:
 * ``pure`` — the pure ``value_and_grad`` + ``opt.update`` step, and
   ``pure/donated`` the ratio of the two (bar 1.15);
 * ``jax``, ``torch``, ``sklearn`` — the peers' ratios (tiny: overhead);
+* ``jax products`` — the floor's products alone under one ``jax.jit``: JAX's
+  own floor (below 1.00x where XLA's products beat NumPy's BLAS calls);
 * ``hand`` — the hand-written in-place NumPy step (the practical bound);
 * secondary: ``tuned`` — nnfunc with ``nnfunc.allocator.tune()``, in its own
   process; ``per-call`` — nnfunc's per-call median ratio.
@@ -148,7 +150,8 @@ def _cell(w: Workload, c: dict[str, Any] | None, spread: bool = False) -> str:
 def table(results: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
     """The fixed-width result table, one row per workload, the bars and notes under it."""
     heads = ["workload", "floor ms", "nnfunc ms", "x floor", "own proc", "pure",
-             "pure/donated", "jax", "torch", "sklearn", "hand", "tuned", "per-call"]
+             "pure/donated", "jax", "jax products", "torch", "sklearn", "hand", "tuned",
+             "per-call"]
     rows: list[list[str]] = []
     notes: list[str] = []
     for r in results:
@@ -165,6 +168,7 @@ def table(results: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
             _cell(w, c["nnfunc_pure"]),
             f"{c['nnfunc_pure']['ms'] / nn['ms']:.2f}",
             _cell(w, c.get("jax")),
+            _cell(w, c.get("jax_products")),
             _cell(w, c.get("torch")),
             _cell(w, c.get("sklearn")),
             _cell(w, c.get("handwritten")),

@@ -36,9 +36,9 @@ from nnfunc.typing import Array, PyTree
 
 __all__ = [
     "Field", "Path", "TreeDef", "add", "all_finite", "assert_same_structure", "astype",
-    "flatten", "global_norm", "keystr", "leaves", "leaves_norm", "leaves_with_path", "map",
-    "map_with_path", "mask", "num_leaves", "paired_leaves", "scale", "size", "structure", "sub",
-    "unflatten", "vdot", "where", "zeros_like",
+    "flatten", "global_norm", "immutable", "keystr", "leaves", "leaves_norm", "leaves_with_path",
+    "map", "map_with_path", "mask", "num_leaves", "paired_leaves", "scale", "size", "structure",
+    "sub", "unflatten", "vdot", "where", "zeros_like",
 ]
 
 
@@ -413,6 +413,66 @@ def _build(td: TreeDef, it: Iterator[Any]) -> Any:
     return kind(*kids)
 
 
+_BUILDER_MAX_DEPTH = 40
+"""Deeper structures are built by :func:`_build` (Python's parser limits an
+expression's nesting)."""
+
+
+def _depth(td: TreeDef) -> int:
+    return 1 + max((_depth(c) for c in td.children), default=0)
+
+
+@functools.lru_cache(maxsize=512)
+def _builder(td: TreeDef) -> Callable[[Sequence[Any]], Any]:
+    """A function building a tree of structure ``td`` from its leaves in one call.
+
+    An optimizer rebuilds its params' tree every step; walking the
+    :class:`TreeDef` for that cost more than the small model's arithmetic.
+    So each structure is compiled once into one expression, e.g.
+    ``lambda l: (K0(l[0], l[1]), (), K0(l[2], l[3]))`` for two dense layers
+    around an activation (``K0`` the ``DenseParams`` class): the result is
+    what :func:`_build` returns, node for node.
+    """
+    if _depth(td) > _BUILDER_MAX_DEPTH:
+        return lambda leaves: _build(td, iter(leaves))
+    kinds: dict[str, Any] = {}
+    at = 0
+
+    def expr(node: TreeDef) -> str:
+        nonlocal at
+        if node.kind == "leaf":
+            at += 1
+            return f"l[{at - 1}]"
+        if node.kind == "none":
+            return "None"
+        kids = [expr(c) for c in node.children]
+        if node.kind is tuple:
+            return "(" + "".join(k + ", " for k in kids) + ")"
+        if node.kind is list:
+            return "[" + ", ".join(kids) + "]"
+        if node.kind is dict:
+            return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(node.keys, kids)) + "}"
+        name = f"K{len(kinds)}"  # a NamedTuple or registered node class, called on its children
+        kinds[name] = node.kind
+        return f"{name}({', '.join(kids)})"
+
+    built: Callable[[Sequence[Any]], Any] = eval(f"lambda l: {expr(td)}", kinds)
+    return built
+
+
+@functools.lru_cache(maxsize=512)
+def immutable(treedef: TreeDef) -> bool:
+    """Whether trees of this structure are built only of tuples, NamedTuples and
+    ``None`` around the leaves (no list, dict or other node), so cannot change
+    structure in place."""
+    kind = treedef.kind
+    if kind in ("leaf", "none"):
+        return True
+    if not (isinstance(kind, type) and issubclass(kind, tuple)):
+        return False
+    return all(immutable(c) for c in treedef.children)
+
+
 def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
     """Rebuild a tree of structure ``treedef`` from ``leaves`` (traversal order)."""
     if not isinstance(treedef, TreeDef):
@@ -424,7 +484,7 @@ def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
             f"tree.unflatten: leaves must number {expected} for structure {treedef!r}; "
             f"got {len(leaves)}"
         )
-    return _build(treedef, iter(leaves))
+    return _builder(treedef)(leaves)
 
 
 def zeros_like(tree: PyTree) -> Any:

@@ -17,8 +17,9 @@ a slice, a reshape, a transposed view, a ``memoryview`` — holds a reference
 to it. So reuse is safe whatever the caller does with what it got: grads a
 user kept, params held in an optimizer state, an output stored in a list
 are never handed out again while they are held. (The check also counts
-another thread's reference, so two threads sharing a workspace never get
-the same array.)
+another thread's reference, and a lock makes finding a free array and
+taking it one step, so two threads sharing a workspace never get the same
+array.)
 
 ``train_step``, ``value_and_grad``, ``fit`` and the optimizers each own a
 workspace and make it *active* for the length of a call (:func:`active`);
@@ -48,7 +49,8 @@ from __future__ import annotations
 import contextvars
 import math
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -81,29 +83,63 @@ class Workspace:
     not depend on it (every array is written before it is read).
     """
 
-    __slots__ = ("_kept",)
+    __slots__ = ("_groups", "_kept", "_lock")
 
     def __init__(self) -> None:
         self._kept: dict[tuple[tuple[int, ...], np.dtype[Any]], list[Array]] = {}
+        self._groups: dict[Any, list[list[Any]]] = {}  # [group, its free counts]
+        # finding a free array and taking a reference to it, as one step for threads
+        self._lock = threading.Lock()
 
     def empty(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array:
         """An uninitialised C-contiguous array nothing else references."""
         if math.prod(shape) * dtype.itemsize < MIN_BYTES:
             return np.empty(shape, dtype)
-        kept = self._kept.get((shape, dtype))
-        if kept is None:
-            kept = self._kept[(shape, dtype)] = []
-        for a in kept:
-            if sys.getrefcount(a) <= _FREE and sys.getrefcount(a.base) <= _FREE_BASE:
-                return a
-        a = _aligned(shape, dtype)
-        if len(kept) < KEEP:
-            kept.append(a)
-        return a
+        with self._lock:
+            kept = self._kept.get((shape, dtype))
+            if kept is None:
+                kept = self._kept[(shape, dtype)] = []
+            for a in kept:
+                if sys.getrefcount(a) <= _FREE and sys.getrefcount(a.base) <= _FREE_BASE:
+                    return a
+            a = _aligned(shape, dtype)
+            if len(kept) < KEEP:
+                kept.append(a)
+            return a
+
+    def reuse(self, key: Any, make: Callable[[], tuple[Any, ...]]) -> list[Any]:
+        """A kept group of objects, filed under ``key``, none of which anything
+        outside the workspace references any more; else ``make()``'s new group
+        (kept for next time, up to :data:`KEEP` per key).
+
+        For what a caller builds of several objects, such as an optimizer's
+        arena and its leaf views (which must have the arena as their
+        ``base``). A group is free when each member's reference count is the
+        one it had when the group was new and nobody else held it: e.g. a
+        leaf view a caller still holds, or any array made from the arena,
+        keeps the whole group in use. The first member owns the memory
+        (:meth:`nbytes` counts it). Returns the members as a new list (made
+        before another thread can find the group free).
+        """
+        with self._lock:
+            kept = self._groups.get(key)
+            if kept is None:
+                kept = self._groups[key] = []
+            for group, counts in kept:
+                if _counts(group) == counts:
+                    return list(group)
+            group = make()
+            if len(kept) < KEEP:
+                entry: list[Any] = [group, None]
+                kept.append(entry)
+                entry[1] = _counts(group)
+            return list(group)
 
     def nbytes(self) -> int:
         """Bytes of all kept arrays (in use or free)."""
-        return sum(a.nbytes for kept in self._kept.values() for a in kept)
+        arrays = sum(a.nbytes for kept in self._kept.values() for a in kept)
+        return arrays + sum(int(entry[0][0].nbytes) for kept in self._groups.values()
+                            for entry in kept)
 
 
 ALIGN = 64
@@ -133,6 +169,11 @@ def _free_counts() -> tuple[int, int]:
 
 
 _FREE, _FREE_BASE = _free_counts()
+
+
+def _counts(group: tuple[Any, ...]) -> tuple[int, ...]:
+    """The reference counts of a group's members (what :meth:`Workspace.reuse` compares)."""
+    return tuple([sys.getrefcount(member) for member in group])
 
 _ACTIVE: contextvars.ContextVar[Workspace | None] = contextvars.ContextVar(
     "nnfunc_workspace", default=None)
@@ -177,6 +218,14 @@ def empty(shape: tuple[int, ...], dtype: Any) -> Array:
     if ws is None:
         return np.empty(shape, dtype)
     return ws.empty(shape, dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
+
+
+def reuse(key: Any, make: Callable[[], tuple[Any, ...]]) -> list[Any]:
+    """:meth:`Workspace.reuse` of the active workspace, else ``make()``'s members."""
+    ws = _ACTIVE.get()
+    if ws is None:
+        return list(make())
+    return ws.reuse(key, make)
 
 
 def out(like: Array, dtype: Any = None) -> Array | None:

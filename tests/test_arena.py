@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import gc
+import math
+from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nnfunc import workspace
+from nnfunc import tree, workspace
 from nnfunc.optim import _arena
 
 
@@ -47,12 +50,51 @@ def test_allocate_lays_the_leaves_back_to_back(shapes: list[tuple[int, ...]],
     assert all(type(a) is np.ndarray and a.flags.c_contiguous for a in leaves)
     np.testing.assert_array_equal(np.concatenate([a.ravel() for a in leaves]), whole)
     assert _arena.arena_of(leaves) is not None
-    # unpack gives the same views' places, as plain views (not an arena's)
-    plain = list(leaves)
-    _arena.unpack(whole, leaves, 0, len(leaves), plain)
+    # plain views of the same places are not the arena's
+    plain, at = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        plain.append(whole[at:at + size].reshape(shape))
+        at += size
     assert all(np.shares_memory(a, b) for a, b in zip(plain, leaves) if a.size)
-    assert [a.shape for a in plain] == shapes
     assert _arena.arena_of(plain) is None
+
+
+F32 = np.dtype(np.float32)
+SHAPES = [(64, 32), (32,), (32, 10), (10,)]
+
+
+def test_in_a_workspace_a_dropped_arena_comes_back_views_and_all() -> None:
+    ws = workspace.Workspace()
+    with workspace.active(ws):
+        whole, leaves = _arena.allocate(SHAPES, F32)
+        at, ids = whole.ctypes.data, [id(a) for a in leaves]
+        held, held_leaves = _arena.allocate(SHAPES, F32)  # the first is still held
+        assert held.ctypes.data != at
+        del whole, leaves
+        again, again_leaves = _arena.allocate(SHAPES, F32)
+    assert again.ctypes.data == at
+    assert [id(a) for a in again_leaves] == ids  # the very views: nothing rebuilt
+    assert _arena.arena_of(again_leaves) is not None
+    assert _arena.arena_of(held_leaves) is not None
+    assert _arena.arena_of(again_leaves) is not _arena.arena_of(held_leaves)
+
+
+@pytest.mark.parametrize("hold", ["leaf", "flat", "slice of a leaf", "tree", "memoryview"])
+def test_an_arena_anything_of_which_is_held_is_never_handed_out_again(hold: str) -> None:
+    ws = workspace.Workspace()
+    with workspace.active(ws):
+        whole, leaves = _arena.allocate(SHAPES, F32)
+        whole[:] = 1.0
+        keep: Any = {"leaf": leaves[2], "flat": whole, "slice of a leaf": leaves[0][3:],
+                     "tree": ((leaves[0], leaves[1]), (leaves[2], leaves[3])),
+                     "memoryview": memoryview(leaves[3])}[hold]
+        del whole, leaves
+        others = [_arena.allocate(SHAPES, F32) for _ in range(3)]
+    for other, _ in others:
+        other[:] = 2.0
+    for a in tree.leaves(keep) if hold == "tree" else [np.asarray(keep)]:
+        assert np.all(a == 1.0)
 
 
 def test_arena_of_knows_exactly_its_own_views() -> None:

@@ -599,3 +599,45 @@ def test_slots_not_matching_the_params_are_a_clear_error(make: Any) -> None:
         with pytest.raises(ValueError, match=r"state\.slots\[0\] must have the params' "
                                              r"structure and shapes"):
             update(mixed, grads)
+
+
+class _Layer(NamedTuple):
+    w: Any
+    b: Any
+
+
+def test_tree_immutable_only_for_tuples_namedtuples_and_none() -> None:
+    a = np.zeros(2)
+    assert tree.immutable(tree.structure((_Layer(a, None), (), (a,))))
+    assert not tree.immutable(tree.structure([a]))
+    assert not tree.immutable(tree.structure((_Layer(a, {"x": a}),)))
+
+
+@pytest.mark.parametrize("make", [lambda a, b: (_Layer(a, b),), lambda a, b: [a, b],
+                                  lambda a, b: {"w": a, "b": b}])
+def test_a_pure_update_returns_the_structure_it_is_given_step_after_step(make: Any) -> None:
+    # the optimizer remembers the params tree it built last (to skip a walk next time);
+    # a tree given in its place, or one changed in place, must still be followed
+    rng = np.random.default_rng(0)
+    opt, opt_ref = optim.adam(0.1), optim.adam(0.1)
+    state = opt.init(make(rng.standard_normal(3), rng.standard_normal(2)))
+    reference = opt_ref.init(tree.map(np.copy, state.params))
+    for step in range(4):
+        grads = tree.map(lambda p, s=step: np.full_like(p, s + 1.0), state.params)
+        state, params = opt.update(state, grads)
+        # the reference is given freshly built trees: never the one its optimizer built
+        reference, expected = opt_ref.update(tree.map(lambda a: a, reference), grads)
+        assert tree.structure(params) == tree.structure(expected)
+        for got, want in zip(tree.leaves(params), tree.leaves(expected)):
+            np.testing.assert_array_equal(got, want)
+        if step == 1:  # the same leaves in a rebuilt tree of the caller's
+            state = state._replace(params=tree.unflatten(tree.structure(state.params),
+                                                         tree.leaves(state.params)))
+        if step == 2 and isinstance(params, dict):  # a dict changed in place: a key renamed
+            params["v"] = params.pop("w")
+            for slot in state.slots:
+                slot["v"] = slot.pop("w")
+            reference.params["v"] = reference.params.pop("w")
+            for slot in reference.slots:
+                slot["v"] = slot.pop("w")
+    assert tree.structure(state.params) == tree.structure(reference.params)

@@ -97,6 +97,50 @@ def test_structure_roundtrip(t: Any) -> None:
     assert tree.num_leaves(t) == len(leaves)
 
 
+class _Pair(NamedTuple):
+    w: Any
+    b: Any
+
+
+rich_trees = st.recursive(
+    arrays | st.none(),
+    lambda kids: st.lists(kids, max_size=3)
+    | st.tuples(kids, kids)
+    | st.builds(_Pair, kids, kids)
+    | st.dictionaries(st.sampled_from(["a", "b'c", 'd"e', "f\\g"]), kids, max_size=3),
+    max_leaves=10,
+)
+
+
+def _same_nodes(a: Any, b: Any) -> bool:
+    """Node for node the same types, keys (dicts in any order) and (identical) leaves."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return sorted(a) == sorted(b) and all(_same_nodes(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_nodes(x, y) for x, y in zip(a, b))
+    return a is b
+
+
+@given(rich_trees)
+def test_unflatten_rebuilds_every_node_from_the_very_leaves(t: Any) -> None:
+    leaves, td = tree.flatten(t)
+    rebuilt = tree.unflatten(td, leaves)
+    assert _same_nodes(rebuilt, t) or (t is None and rebuilt is None)
+    assert all(x is y for x, y in zip(tree.leaves(rebuilt), leaves))
+
+
+@pytest.mark.parametrize("depth", [1, 39, 41, 300])
+def test_unflatten_of_deep_structures(depth: int) -> None:
+    t: Any = np.ones(2)
+    for i in range(depth):
+        t = [t, np.full(1, float(i))] if i % 2 else _Pair(t, None)
+    leaves, td = tree.flatten(t)
+    rebuilt = tree.unflatten(td, leaves)
+    assert _same_nodes(rebuilt, t)
+
+
 @given(trees, trees)
 def test_paired_leaves_agrees_with_flatten(a: Any, b: Any) -> None:
     # same structure: both leaf lists, exactly flatten's; otherwise None, never a wrong pairing

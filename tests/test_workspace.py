@@ -198,3 +198,34 @@ def test_a_donated_loop_through_workspaces_matches_the_formulas_written_out() ->
     got = [carry[0][0].w, carry[0][0].b, carry[0][2].w, carry[0][2].b]
     for g, want in zip(got, ps):
         np.testing.assert_allclose(g, want, rtol=1e-9, atol=1e-12)
+
+
+def test_two_threads_sharing_an_optimizer_get_their_own_results() -> None:
+    # one optimizer (one workspace) updating two states at once, in two threads
+    import threading
+
+    rng = np.random.default_rng(3)
+    opt = optim.adam(1e-2)
+    starts = [(rng.standard_normal((64, 32)).astype(np.float32),
+               rng.standard_normal(32).astype(np.float32)) for _ in range(2)]
+    grads = [[(rng.standard_normal((64, 32)).astype(np.float32),
+               rng.standard_normal(32).astype(np.float32)) for _ in range(30)] for _ in range(2)]
+
+    def run(i: int, out: list[Any]) -> None:
+        state = opt.init(starts[i])
+        for g in grads[i]:
+            state, _ = opt.update(state, g)
+        out.append(state)
+
+    alone: list[list[Any]] = [[], []]
+    for i in range(2):
+        run(i, alone[i])
+    together: list[list[Any]] = [[], []]
+    threads = [threading.Thread(target=run, args=(i, together[i])) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(2):
+        for got, want in zip(tree.leaves(together[i][0]), tree.leaves(alone[i][0])):
+            np.testing.assert_array_equal(got, want)

@@ -27,6 +27,7 @@ import functools
 import math
 import weakref
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ import numpy as np
 from nnfunc import workspace
 from nnfunc.typing import Array
 
-__all__ = ["ALIGN", "allocate", "arena_of", "empty", "flat", "gather", "segments", "unpack",
+__all__ = ["ALIGN", "allocate", "arena_of", "empty", "flat", "gather", "segments",
            "zeros_like"]
 
 
@@ -77,13 +78,24 @@ def empty(n: int, dtype: np.dtype[Any]) -> Array:
 
 
 def allocate(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any]) -> tuple[Array, list[Array]]:
-    """A fresh (uninitialised) arena for leaves of ``shapes``, aligned to :data:`ALIGN` bytes.
+    """An uninitialised arena for leaves of ``shapes``, aligned to :data:`ALIGN` bytes.
 
     Returns ``(flat, leaves)``: ``flat`` a plain 1-D view of the leaves laid
     end to end (the buffer without its alignment padding), ``leaves[i]`` a
-    C-contiguous array of ``shapes[i]`` at its place in it.
+    C-contiguous array of ``shapes[i]`` at its place in it. With a workspace
+    active (every optimizer update has one) an arena of the same layout that
+    nobody holds any more — no leaf, no view of its memory — comes back,
+    views and all: a pure update's results of two steps ago, once the
+    caller has replaced them (see :meth:`nnfunc.workspace.Workspace.reuse`).
     """
-    total, offsets = _layout(tuple(shapes), dtype.itemsize)
+    layout = tuple(shapes)
+    members = workspace.reuse((_Arena, layout, dtype), partial(_new_arena, layout, dtype))
+    return members[1], members[2:]
+
+
+def _new_arena(shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any]) -> tuple[Any, ...]:
+    """A fresh arena for :func:`allocate`: ``(arena, flat, *leaves)``."""
+    total, offsets = _layout(shapes, dtype.itemsize)
     arena = np.ndarray.__new__(_Arena, (total + ALIGN // dtype.itemsize,), dtype)
     arena.start = start = _aligned_start(arena)
     arena.stop = start + total
@@ -91,7 +103,7 @@ def allocate(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any]) -> tuple[A
     leaves = [np.ndarray(shape, dtype, buffer=arena, offset=skip + at)
               for shape, at in zip(shapes, offsets)]
     arena.views = tuple([weakref.ref(a) for a in leaves])
-    return flat(arena), leaves
+    return (arena, flat(arena), *leaves)
 
 
 @functools.lru_cache(maxsize=256)
@@ -167,18 +179,6 @@ def segments(sizes: tuple[int, ...], group_max: int) -> tuple[tuple[int, int, in
     if start < len(sizes):
         runs.append((start, len(sizes), lo, offset))
     return tuple(runs)
-
-
-def unpack(whole: Array, shapes_of: Sequence[Array], first: int, stop: int,
-           into: list[Array]) -> None:
-    """Set ``into[i]`` (for ``first <= i < stop``) to the view of ``whole`` (1-D,
-    run ``first:stop`` laid end to end) shaped like ``shapes_of[i]``."""
-    at = 0
-    for i in range(first, stop):
-        shape = shapes_of[i].shape
-        size = shapes_of[i].size
-        into[i] = whole[at:at + size].reshape(shape)
-        at += size
 
 
 def gather(leaves: Sequence[Array], run: tuple[int, int, int, int], whole: Array | None) -> Array:

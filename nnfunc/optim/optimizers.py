@@ -71,6 +71,9 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
     fixed = None if callable(lr) else float(lr)
 
     own = workspace.Workspace()  # the update's arrays, reused once the caller drops them
+    # the params tree the last pure update built, and its structure: the next update
+    # is usually given it back, and then needs no walk to learn its structure
+    built: list[tuple[PyTree, tree.TreeDef] | None] = [None]
 
     def updater(rule: Apply) -> Update:
         def update(state: OptState, grads: PyTree) -> tuple[OptState, PyTree]:
@@ -101,9 +104,13 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
             for a, b in zip(new_slots, slot_leaves):
                 same_slots = same_slots and a is b
             if new_p is not ps or not same_slots:
-                treedef = tree.structure(state.params)
+                last = built[0]
+                treedef = (last[1] if last is not None and last[0] is state.params
+                           else tree.structure(state.params))
                 if new_p is not ps:
                     params = tree.unflatten(treedef, new_p)
+                    if tree.immutable(treedef):  # a list or dict could change in place
+                        built[0] = (params, treedef)
                 if not same_slots:
                     slots = slot_type(*(tree.unflatten(treedef, s) for s in new_slots))
             return OptState(params, state.step + 1, eta, state.lr_scale, slots), params
@@ -407,16 +414,17 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
                  in_place: bool = False) -> tuple[Leaves, Leaves, Leaves]:
     """The fused Adam update of every leaf, on the leaves laid end to end.
 
-    With ``in_place`` (a donated state) the new params, ``m`` and ``v`` are
-    arenas (see :mod:`nnfunc.optim._arena`): one flat buffer each, the
-    leaves views into it. Where the given params, ``m`` or ``v`` already are
-    such an arena, it is overwritten instead and its leaf list comes back as
-    given (the caller then reuses its tree): from the second donated step on,
-    the update is one pass over three flat buffers. A pure update writes its
-    results into fresh memory (into the concatenations it made of small
-    leaves, which are its own). Arenas are read without copying, other leaves
-    where they lie (small ones concatenated), grads likewise. Leaves of
-    several dtypes are updated per dtype.
+    The new params, ``m`` and ``v`` are arenas (see
+    :mod:`nnfunc.optim._arena`): one flat buffer each, the leaves views into
+    it. A pure update writes them into fresh arenas (from the update's
+    workspace, so the memory of a state the caller has dropped is used
+    again). With ``in_place`` (a donated state) the given params, ``m`` or
+    ``v`` that already are such an arena are overwritten instead, and their
+    leaf lists come back as given (the caller then reuses their trees). So
+    from the second step on, donated or not, the update is one pass over
+    flat buffers. Other leaves are read where they lie (small ones
+    concatenated), grads likewise. Leaves of several dtypes are updated per
+    dtype.
     """
     if not ps:
         return [], [], []
@@ -427,54 +435,42 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
     sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
                                           _arena.arena_of(vs))
     reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
-    if reuse == (True, True, True):
-        # the steady state of a donated loop: three arenas, overwritten in place
-        flat_p = _arena.flat(p_arena)
-        if flat_p.size <= _CHUNK:  # and one chunk: a small model's whole update
-            m, v = _arena.flat(m_arena), _arena.flat(v_arena)
-            # (with no leaf of _GROUP_MAX elements, the grads' one copy is cheaper than pieces)
-            g = np.concatenate(gs, axis=None) if flat_p.size < _GROUP_MAX else _pieces(gs)
-            _adam_chunk(k, flat_p, g, m, v, flat_p, m, v, _arena.empty(flat_p.size, dtype))
-            return ps, ms, vs
+    wholes: list[Array] = []
+    results: list[Leaves] = []
+    for leaves, source, keep in zip((ps, ms, vs), sources, reuse):
+        if keep:  # the donated state's own arena: overwritten
+            wholes.append(_arena.flat(source))
+            results.append(leaves)
+        else:
+            whole, fresh = _arena.allocate([p.shape for p in ps], dtype)
+            wholes.append(whole)
+            results.append(fresh)
+    size = wholes[0].size
+    if p_arena is not None and m_arena is not None and v_arena is not None and size <= _CHUNK:
+        # every step after the first: three arenas read, a small model's update in one chunk
+        p, m, v = _arena.flat(p_arena), _arena.flat(m_arena), _arena.flat(v_arena)
+        # (with no leaf of _GROUP_MAX elements, the grads' one copy is cheaper than pieces)
+        g = np.concatenate(gs, axis=None) if size < _GROUP_MAX else _pieces(gs)
+        _adam_chunk(k, p, g, m, v, wholes[0], wholes[1], wholes[2], _arena.empty(size, dtype))
+        return results[0], results[1], results[2]
     inputs = (None if p_arena is None else _arena.flat(p_arena),
               None if m_arena is None else _arena.flat(m_arena),
               None if v_arena is None else _arena.flat(v_arena))
-    # where the results go: the donated state's own arenas, fresh arenas (donated:
-    # the next step overwrites them), or, for a pure update, per-run memory
-    wholes: list[Array | None] = list(inputs)
-    results = [ps, ms, vs]
-    for i, keep in enumerate(reuse):
-        if not keep:
-            if in_place:
-                wholes[i], results[i] = _arena.allocate([p.shape for p in ps], dtype)
-            else:
-                wholes[i], results[i] = None, list(ps)  # placeholders, filled per run
     runs = _arena.segments(tuple([p.size for p in ps]), _GROUP_MAX)
     longest = 0
     for _, _, lo, hi in runs:
         longest = max(longest, hi - lo)
     tmp = _arena.empty(min(_CHUNK, longest), dtype)
+    p2, m2, v2 = wholes
     for run in runs:
-        first, stop, lo, hi = run
+        _, _, lo, hi = run
         p, g = _arena.gather(ps, run, inputs[0]), _arena.gather(gs, run, None)
         m, v = _arena.gather(ms, run, inputs[1]), _arena.gather(vs, run, inputs[2])
-        outs = []
-        for whole, read, given, result in zip(wholes, (p, m, v), inputs, results):
-            if whole is not None:
-                outs.append(whole[lo:hi])
-                continue
-            # pure: a concatenation made just now is ours to overwrite; else fresh memory
-            out = read if stop - first > 1 and given is None else _arena.empty(hi - lo, dtype)
-            _arena.unpack(out, ps, first, stop, result)
-            outs.append(out)
-        p2, m2, v2 = outs
-        if hi - lo <= _CHUNK:
-            _adam_chunk(k, p, g, m, v, p2, m2, v2, tmp[:hi - lo])
-            continue
         for c in range(0, hi - lo, _CHUNK):
-            s = slice(c, c + _CHUNK)
-            _adam_chunk(k, p[s], g[s], m[s], v[s], p2[s], m2[s], v2[s],
-                        tmp[:min(_CHUNK, hi - lo - c)])
+            end = min(c + _CHUNK, hi - lo)
+            s = slice(c, end)
+            _adam_chunk(k, p[s], g[s], m[s], v[s], p2[lo + c:lo + end], m2[lo + c:lo + end],
+                        v2[lo + c:lo + end], tmp[:end - c])
     return results[0], results[1], results[2]
 
 
