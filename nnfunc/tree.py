@@ -36,9 +36,9 @@ from nnfunc.typing import Array, PyTree
 
 __all__ = [
     "Field", "Path", "TreeDef", "add", "all_finite", "assert_same_structure", "astype",
-    "flatten", "global_norm", "immutable", "keystr", "leaves", "leaves_norm", "leaves_with_path",
-    "map", "map_with_path", "mask", "num_leaves", "paired_leaves", "scale", "size", "structure",
-    "sub", "unflatten", "vdot", "where", "zeros_like",
+    "builder", "flatten", "global_norm", "immutable", "keystr", "leaves", "leaves_norm",
+    "leaves_with_path", "map", "map_with_path", "mask", "num_leaves", "paired_leaves", "scale",
+    "size", "structure", "sub", "unflatten", "vdot", "where", "zeros_like",
 ]
 
 
@@ -423,8 +423,10 @@ def _depth(td: TreeDef) -> int:
 
 
 @functools.lru_cache(maxsize=512)
-def _builder(td: TreeDef) -> Callable[[Sequence[Any]], Any]:
-    """A function building a tree of structure ``td`` from its leaves in one call.
+def builder(td: TreeDef) -> Callable[[Sequence[Any]], Any]:
+    """A function building a tree of structure ``td`` from its leaves in one call
+    (what :func:`unflatten` calls, without its checks: the leaves must number
+    as ``td`` has).
 
     An optimizer rebuilds its params' tree every step; walking the
     :class:`TreeDef` for that cost more than the small model's arithmetic.
@@ -484,7 +486,7 @@ def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
             f"tree.unflatten: leaves must number {expected} for structure {treedef!r}; "
             f"got {len(leaves)}"
         )
-    return _builder(treedef)(leaves)
+    return builder(treedef)(leaves)
 
 
 def zeros_like(tree: PyTree) -> Any:

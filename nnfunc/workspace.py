@@ -125,8 +125,9 @@ class Workspace:
             kept = self._groups.get(key)
             if kept is None:
                 kept = self._groups[key] = []
-            for group, counts in kept:
-                if _counts(group) == counts:
+            for i, (group, counts) in enumerate(kept):
+                if _is_free(group, counts):
+                    kept.append(kept.pop(i))  # last in the search: the free ones stay first
                     return list(group)
             group = make()
             if len(kept) < KEEP:
@@ -171,9 +172,19 @@ def _free_counts() -> tuple[int, int]:
 _FREE, _FREE_BASE = _free_counts()
 
 
-def _counts(group: tuple[Any, ...]) -> tuple[int, ...]:
-    """The reference counts of a group's members (what :meth:`Workspace.reuse` compares)."""
-    return tuple([sys.getrefcount(member) for member in group])
+def _counts(group: tuple[Any, ...]) -> list[int]:
+    """The reference counts of a group's members (what :meth:`Workspace.reuse` compares),
+    counted as :func:`_is_free` counts them."""
+    return [sys.getrefcount(group[i]) for i in range(len(group))]
+
+
+def _is_free(group: tuple[Any, ...], counts: list[int]) -> bool:
+    """Whether each member's reference count is back to ``counts``, last member first
+    (a group in use is mostly told by a leaf at its end, so one count decides)."""
+    for i in range(len(group) - 1, -1, -1):  # noqa: SIM110 (a loop: no generator's frame)
+        if sys.getrefcount(group[i]) != counts[i]:
+            return False
+    return True
 
 _ACTIVE: contextvars.ContextVar[Workspace | None] = contextvars.ContextVar(
     "nnfunc_workspace", default=None)

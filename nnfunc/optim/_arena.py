@@ -88,7 +88,7 @@ def allocate(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any]) -> tuple[A
     views and all: a pure update's results of two steps ago, once the
     caller has replaced them (see :meth:`nnfunc.workspace.Workspace.reuse`).
     """
-    layout = tuple(shapes)
+    layout = shapes if type(shapes) is tuple else tuple(shapes)
     members = workspace.reuse((_Arena, layout, dtype), partial(_new_arena, layout, dtype))
     return members[1], members[2:]
 

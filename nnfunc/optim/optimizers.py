@@ -44,6 +44,23 @@ def _zeros(leaves: Leaves) -> Leaves:
     return [np.zeros_like(p) for p in leaves]
 
 
+class _Last(NamedTuple):
+    """What an optimizer's last update returned, which the next update is usually
+    given back: then it knows the leaves and structure without walking the trees.
+
+    Kept only for trees of tuples, NamedTuples and ``None`` (which cannot change
+    in place); recognised by identity. The optimizer holds these trees until its
+    next update.
+    """
+
+    params: PyTree
+    slots: Any
+    treedef: tree.TreeDef
+    build: Callable[[Sequence[Any]], Any]  # tree.builder(treedef)
+    ps: Leaves
+    slot_leaves: list[Leaves]
+
+
 def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Apply,
           apply_in_place: Apply | None = None,
           zeros: Callable[[Leaves], Leaves] = _zeros) -> Optimizer:
@@ -71,9 +88,7 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
     fixed = None if callable(lr) else float(lr)
 
     own = workspace.Workspace()  # the update's arrays, reused once the caller drops them
-    # the params tree the last pure update built, and its structure: the next update
-    # is usually given it back, and then needs no walk to learn its structure
-    built: list[tuple[PyTree, tree.TreeDef] | None] = [None]
+    last_result: list[_Last | None] = [None]  # see _Last
 
     def updater(rule: Apply) -> Update:
         def update(state: OptState, grads: PyTree) -> tuple[OptState, PyTree]:
@@ -92,27 +107,35 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
                                 f"from this optimizer's init, not another optimizer's)",
                                 type(state.slots).__name__)
             ps, gs = pair_leaves(name, state.params, grads)
+            last = last_result[0]
+            if last is not None and state.params is last.params and state.slots is last.slots:
+                # the trees the last update returned (immutable): their leaves are known
+                ps, slot_leaves = last.ps, last.slot_leaves
+            else:
+                slot_leaves = [tree.leaves(s) for s in state.slots]
+                for i, leaves in enumerate(slot_leaves):
+                    check_slot(name, i, ps, leaves, state.slots)
+                last = None
             eta = (fixed * state.lr_scale if fixed is not None
                    else current_lr(name, schedule, state.step, state.lr_scale))
-            slot_leaves = [tree.leaves(s) for s in state.slots]
-            for i, leaves in enumerate(slot_leaves):
-                check_slot(name, i, ps, leaves, state.slots)
             new_p, new_slots = rule(ps, gs, slot_leaves, eta, state.step + 1)
             # leaves updated in place come back as the very lists: reuse their trees
             params, slots = state.params, state.slots
             same_slots = True
             for a, b in zip(new_slots, slot_leaves):
                 same_slots = same_slots and a is b
-            if new_p is not ps or not same_slots:
-                last = built[0]
-                treedef = (last[1] if last is not None and last[0] is state.params
-                           else tree.structure(state.params))
+            if last is None or new_p is not ps or not same_slots:
+                if last is None:
+                    treedef = tree.structure(state.params)
+                    build = tree.builder(treedef)
+                else:
+                    treedef, build = last.treedef, last.build
                 if new_p is not ps:
-                    params = tree.unflatten(treedef, new_p)
-                    if tree.immutable(treedef):  # a list or dict could change in place
-                        built[0] = (params, treedef)
+                    params = build(new_p)
                 if not same_slots:
-                    slots = slot_type(*(tree.unflatten(treedef, s) for s in new_slots))
+                    slots = slot_type(*[build(s) for s in new_slots])
+                last_result[0] = (_Last(params, slots, treedef, build, new_p, list(new_slots))
+                                  if tree.immutable(treedef) else None)
             return OptState(params, state.step + 1, eta, state.lr_scale, slots), params
 
         return update
@@ -435,27 +458,30 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
     sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
                                           _arena.arena_of(vs))
     reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
-    wholes: list[Array] = []
-    results: list[Leaves] = []
-    for leaves, source, keep in zip((ps, ms, vs), sources, reuse):
-        if keep:  # the donated state's own arena: overwritten
-            wholes.append(_arena.flat(source))
-            results.append(leaves)
-        else:
-            whole, fresh = _arena.allocate([p.shape for p in ps], dtype)
-            wholes.append(whole)
-            results.append(fresh)
-    size = wholes[0].size
-    if p_arena is not None and m_arena is not None and v_arena is not None and size <= _CHUNK:
-        # every step after the first: three arenas read, a small model's update in one chunk
-        p, m, v = _arena.flat(p_arena), _arena.flat(m_arena), _arena.flat(v_arena)
-        # (with no leaf of _GROUP_MAX elements, the grads' one copy is cheaper than pieces)
-        g = np.concatenate(gs, axis=None) if size < _GROUP_MAX else _pieces(gs)
-        _adam_chunk(k, p, g, m, v, wholes[0], wholes[1], wholes[2], _arena.empty(size, dtype))
-        return results[0], results[1], results[2]
     inputs = (None if p_arena is None else _arena.flat(p_arena),
               None if m_arena is None else _arena.flat(m_arena),
               None if v_arena is None else _arena.flat(v_arena))
+    wholes: list[Array] = []
+    results: list[Leaves] = []
+    shapes = tuple([p.shape for p in ps])
+    for leaves, source, keep in zip((ps, ms, vs), inputs, reuse):
+        if keep:  # the donated state's own arena: overwritten
+            assert source is not None
+            wholes.append(source)
+            results.append(leaves)
+        else:
+            whole, fresh = _arena.allocate(shapes, dtype)
+            wholes.append(whole)
+            results.append(fresh)
+    size = wholes[0].size
+    flat_p, flat_m, flat_v = inputs
+    if flat_p is not None and flat_m is not None and flat_v is not None and size <= _CHUNK:
+        # every step after the first: three arenas read, a small model's update in one chunk
+        # (with no leaf of _GROUP_MAX elements, the grads' one copy is cheaper than pieces)
+        g = np.concatenate(gs, axis=None) if size < _GROUP_MAX else _pieces(gs)
+        _adam_chunk(k, flat_p, g, flat_m, flat_v, wholes[0], wholes[1], wholes[2],
+                    _arena.empty(size, dtype))
+        return results[0], results[1], results[2]
     runs = _arena.segments(tuple([p.size for p in ps]), _GROUP_MAX)
     longest = 0
     for _, _, lo, hi in runs:
