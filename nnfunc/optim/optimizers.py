@@ -463,7 +463,7 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
               None if v_arena is None else _arena.flat(v_arena))
     wholes: list[Array] = []
     results: list[Leaves] = []
-    shapes = tuple([p.shape for p in ps])
+    shapes = () if reuse == (True, True, True) else tuple([p.shape for p in ps])
     for leaves, source, keep in zip((ps, ms, vs), inputs, reuse):
         if keep:  # the donated state's own arena: overwritten
             assert source is not None
