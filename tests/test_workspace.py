@@ -229,3 +229,28 @@ def test_two_threads_sharing_an_optimizer_get_their_own_results() -> None:
     for i in range(2):
         for got, want in zip(tree.leaves(together[i][0]), tree.leaves(alone[i][0])):
             np.testing.assert_array_equal(got, want)
+
+
+def test_pure_updates_branching_from_one_state_agree_and_keep_each_other_intact() -> None:
+    # two updates of the same state (the second is not the last update's result) while
+    # the first one's result is still held: equal results in separate memory
+    model, params, x, y = _mlp()
+    opt = optim.adam(1e-2)
+    f = value_and_grad(model, softmax_cross_entropy)
+    state = opt.init(params)
+    for _ in range(3):
+        _, grads = f(state.params, x, y)
+        state, _ = opt.update(state, grads)
+    _, grads = f(state.params, x, y)
+    first, _ = opt.update(state, grads)
+    kept = tree.map(np.copy, (first.params, first.slots))
+    second, _ = opt.update(state, grads)
+    third, _ = opt.update(first, grads)  # moves on from the first branch
+    for a, b in zip(tree.leaves((first.params, first.slots)), tree.leaves(kept)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(tree.leaves((second.params, second.slots)), tree.leaves(kept)):
+        np.testing.assert_array_equal(a, b)
+    assert not any(np.shares_memory(a, b) for a, b in
+                   zip(tree.leaves(first.params), tree.leaves(second.params)))
+    assert not any(np.shares_memory(a, b) for a, b in
+                   zip(tree.leaves(third.params), tree.leaves(first.params)))
