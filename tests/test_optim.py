@@ -641,3 +641,37 @@ def test_a_pure_update_returns_the_structure_it_is_given_step_after_step(make: A
             for slot in reference.slots:
                 slot["v"] = slot.pop("w")
     assert tree.structure(state.params) == tree.structure(reference.params)
+
+
+@pytest.mark.parametrize("case", ["read-only param", "read-only moment", "grads in m",
+                                  "grads in params"])
+def test_a_donated_loop_of_remembered_states_still_writes_only_what_it_may(case: str) -> None:
+    # a steady donated loop over a NamedTuple tree (the optimizer remembers its results
+    # and their arenas); then something that forbids overwriting in place
+    opt = optim.adam(0.1)
+    rng = np.random.default_rng(5)
+    params = (_Layer(rng.standard_normal((40, 30)), rng.standard_normal(30)),
+              _Layer(rng.standard_normal((30, 3)), None))
+    state = opt.init(params)
+    for _ in range(3):
+        grads = tree.map(lambda p: rng.standard_normal(p.shape), state.params)
+        state, _ = opt.update_in_place(state, grads)
+    grads = tree.map(lambda p: rng.standard_normal(p.shape), state.params)
+    if case == "read-only param":
+        state.params[1].w.flags.writeable = False
+    elif case == "read-only moment":
+        state.slots.v[0].b.flags.writeable = False
+    elif case == "grads in m":
+        grads = tree.map(lambda a: a[::-1], state.slots.m)
+    else:
+        grads = tree.map(lambda a: a[::-1], state.params)
+    snapshot = tree.map(np.copy, (state, grads))
+    # the expected result from another optimizer: this one's memory stays on the loop
+    expected, _ = optim.adam(0.1).update(snapshot[0], snapshot[1])
+    new, _ = opt.update_in_place(state, grads)
+    tree.map(np.testing.assert_array_equal, expected, new)
+    tree.map(np.testing.assert_array_equal, snapshot[1], grads)  # grads never written
+    if case.startswith("read-only"):  # the read-only leaf's values are as they were
+        leaf = (state.params[1].w, snapshot[0].params[1].w) if case == "read-only param" \
+            else (state.slots.v[0].b, snapshot[0].slots.v[0].b)
+        np.testing.assert_array_equal(*leaf)

@@ -433,8 +433,12 @@ def _pieces(gs: Leaves) -> _Pieces:
     return [(run[2], run[3], _arena.gather(gs, run, None)) for run in runs]
 
 
+Flats = tuple[Array, Array, Array]
+
+
 def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
-                 in_place: bool = False) -> tuple[Leaves, Leaves, Leaves]:
+                 in_place: bool = False, known: Flats | None = None,
+                 ) -> tuple[Leaves, Leaves, Leaves, Flats | None]:
     """The fused Adam update of every leaf, on the leaves laid end to end.
 
     The new params, ``m`` and ``v`` are arenas (see
@@ -448,19 +452,28 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
     flat buffers. Other leaves are read where they lie (small ones
     concatenated), grads likewise. Leaves of several dtypes are updated per
     dtype.
+
+    ``known`` are the flat buffers of ``ps``, ``ms`` and ``vs`` when the caller
+    knows them (the lists an update returned, given back): then they need no
+    recognising. Returns the new leaf lists and their flat buffers (``None``
+    for leaves of several dtypes).
     """
     if not ps:
-        return [], [], []
+        return [], [], [], None
     dtype = ps[0].dtype
     for p in ps:
         if p.dtype != dtype:
-            return _per_dtype(k, ps, gs, ms, vs, in_place)
-    sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
-                                          _arena.arena_of(vs))
-    reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
-    inputs = (None if p_arena is None else _arena.flat(p_arena),
-              None if m_arena is None else _arena.flat(m_arena),
-              None if v_arena is None else _arena.flat(v_arena))
+            return (*_per_dtype(k, ps, gs, ms, vs, in_place), None)
+    inputs: tuple[Array | None, Array | None, Array | None]
+    if known is not None and (not in_place or (_writeable(ps, ms, vs) and _apart(gs, known))):
+        inputs, reuse = known, (in_place, in_place, in_place)
+    else:
+        sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
+                                              _arena.arena_of(vs))
+        reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
+        inputs = (None if p_arena is None else _arena.flat(p_arena),
+                  None if m_arena is None else _arena.flat(m_arena),
+                  None if v_arena is None else _arena.flat(v_arena))
     wholes: list[Array] = []
     results: list[Leaves] = []
     shapes = () if reuse == (True, True, True) else tuple([p.shape for p in ps])
@@ -473,7 +486,18 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
             whole, fresh = _arena.allocate(shapes, dtype)
             wholes.append(whole)
             results.append(fresh)
-    size = wholes[0].size
+    flats = (wholes[0], wholes[1], wholes[2])
+    _run(k, ps, gs, ms, vs, inputs, flats)
+    return results[0], results[1], results[2], flats
+
+
+def _run(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
+         inputs: tuple[Array | None, Array | None, Array | None],
+         wholes: tuple[Array, Array, Array]) -> None:
+    """The kernel from the leaves (or their arenas' flat buffers ``inputs``) into
+    the flat buffers ``wholes``: one chunk for a small model whose params, ``m``
+    and ``v`` are all arenas, else run by run, chunk by chunk."""
+    size, dtype = wholes[0].size, wholes[0].dtype
     flat_p, flat_m, flat_v = inputs
     if flat_p is not None and flat_m is not None and flat_v is not None and size <= _CHUNK:
         # every step after the first: three arenas read, a small model's update in one chunk
@@ -481,7 +505,7 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
         g = np.concatenate(gs, axis=None) if size < _GROUP_MAX else _pieces(gs)
         _adam_chunk(k, flat_p, g, flat_m, flat_v, wholes[0], wholes[1], wholes[2],
                     _arena.empty(size, dtype))
-        return results[0], results[1], results[2]
+        return
     runs = _arena.segments(tuple([p.size for p in ps]), _GROUP_MAX)
     longest = 0
     for _, _, lo, hi in runs:
@@ -497,7 +521,6 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
             s = slice(c, end)
             _adam_chunk(k, p[s], g[s], m[s], v[s], p2[lo + c:lo + end], m2[lo + c:lo + end],
                         v2[lo + c:lo + end], tmp[:end - c])
-    return results[0], results[1], results[2]
 
 
 def _overwritable(arenas: tuple[Any, Any, Any], leaves: tuple[Leaves, Leaves, Leaves],
@@ -515,12 +538,25 @@ def _overwritable(arenas: tuple[Any, Any, Any], leaves: tuple[Leaves, Leaves, Le
     for kind, keep in zip(leaves, reuse):
         if not keep:
             read.extend(kind)
+    return reuse if _apart(read, targets) else (False, False, False)
+
+
+def _apart(read: Leaves, targets: Sequence[Array]) -> bool:
+    """Whether no array of ``read`` shares memory with any of ``targets``."""
     for a in read:  # an array that owns its memory (as backward's grads do) lies in no arena
         if a.base is not None:
             for target in targets:
                 if np.may_share_memory(a, target):
-                    return False, False, False
-    return reuse
+                    return False
+    return True
+
+
+def _writeable(*kinds: Leaves) -> bool:
+    for leaves in kinds:
+        for a in leaves:
+            if not a.flags.writeable:
+                return False
+    return True
 
 
 def _per_dtype(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
@@ -532,7 +568,7 @@ def _per_dtype(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
     for dtype in {p.dtype for p in ps}:
         idx = [i for i, p in enumerate(ps) if p.dtype == dtype]
         p, g, m, v = ([a[i] for i in idx] for a in (ps, gs, ms, vs))
-        part = _adam_leaves(k, p, g, m, v, in_place)
+        part = _adam_leaves(k, p, g, m, v, in_place)[:3]
         for r, new in zip(results, part):
             for i, a in zip(idx, new):
                 r[i] = a
@@ -546,10 +582,20 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
     e = positive(eps, name, "eps")
     wd = finite_float(weight_decay, name, "weight_decay", lo=0.0)
 
+    # the leaf lists the last update returned and their flat buffers: given the very
+    # lists again (the state it returned, which the optimizer remembers: see _Last),
+    # the next update need not recognise the arenas leaf by leaf
+    returned: list[tuple[Leaves, Leaves, Leaves, Flats] | None] = [None]
+
     def step(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float, t: int,
              in_place: bool) -> tuple[Leaves, list[Leaves]]:
         k = _adam_scalars(beta1, beta2, eta, e, wd, t)
-        new_p, new_m, new_v = _adam_leaves(k, ps, gs, slots[0], slots[1], in_place)
+        ms, vs = slots[0], slots[1]
+        last = returned[0]
+        known = (last[3] if last is not None and last[0] is ps and last[1] is ms
+                 and last[2] is vs else None)
+        new_p, new_m, new_v, flats = _adam_leaves(k, ps, gs, ms, vs, in_place, known)
+        returned[0] = None if flats is None else (new_p, new_m, new_v, flats)
         return new_p, [new_m, new_v]
 
     return _rule(name, lr, AdamSlots, 2, partial(step, in_place=False),
