@@ -52,6 +52,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -83,41 +84,32 @@ class Workspace:
     not depend on it (every array is written before it is read).
     """
 
-    __slots__ = ("_groups", "_kept", "_lock")
+    __slots__ = ("_groups", "_lock")
 
     def __init__(self) -> None:
-        self._kept: dict[tuple[tuple[int, ...], np.dtype[Any]], list[Array]] = {}
-        self._groups: dict[Any, list[list[Any]]] = {}  # [group, its free counts]
-        # finding a free array and taking a reference to it, as one step for threads
+        self._groups: dict[Any, list[list[Any]]] = {}  # key -> [group, its free counts]
+        # finding a free group and taking a reference to it, as one step for threads
         self._lock = threading.Lock()
 
     def empty(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array:
         """An uninitialised C-contiguous array nothing else references."""
         if math.prod(shape) * dtype.itemsize < MIN_BYTES:
             return np.empty(shape, dtype)
-        with self._lock:
-            kept = self._kept.get((shape, dtype))
-            if kept is None:
-                kept = self._kept[(shape, dtype)] = []
-            for a in kept:
-                if sys.getrefcount(a) <= _FREE and sys.getrefcount(a.base) <= _FREE_BASE:
-                    return a
-            a = _aligned(shape, dtype)
-            if len(kept) < KEEP:
-                kept.append(a)
-            return a
+        array: Array = self.reuse((shape, dtype), partial(_aligned, shape, dtype))[1]
+        return array
 
     def reuse(self, key: Any, make: Callable[[], tuple[Any, ...]]) -> list[Any]:
         """A kept group of objects, filed under ``key``, none of which anything
         outside the workspace references any more; else ``make()``'s new group
         (kept for next time, up to :data:`KEEP` per key).
 
-        For what a caller builds of several objects, such as an optimizer's
-        arena and its leaf views (which must have the arena as their
-        ``base``). A group is free when each member's reference count is the
-        one it had when the group was new and nobody else held it: e.g. a
-        leaf view a caller still holds, or any array made from the arena,
-        keeps the whole group in use. The first member owns the memory
+        What :meth:`empty` hands out is such a group (a byte buffer and the
+        aligned array viewing it); so is an optimizer's arena with its flat
+        and leaf views (which must have the arena as their ``base``). A group
+        is free when each member's reference count is the one it had when
+        the group was new and nobody else held it: e.g. a leaf view a caller
+        still holds, or any array made from the buffer, keeps the whole
+        group in use. The second member is the memory the caller works in
         (:meth:`nbytes` counts it). Returns the members as a new list (made
         before another thread can find the group free).
         """
@@ -138,9 +130,7 @@ class Workspace:
 
     def nbytes(self) -> int:
         """Bytes of all kept arrays (in use or free)."""
-        arrays = sum(a.nbytes for kept in self._kept.values() for a in kept)
-        return arrays + sum(int(entry[0][0].nbytes) for kept in self._groups.values()
-                            for entry in kept)
+        return sum(int(entry[0][1].nbytes) for kept in self._groups.values() for entry in kept)
 
 
 ALIGN = 64
@@ -149,27 +139,14 @@ AVX-512 vector (NumPy aligns to 16; Adam's kernel ran 10-30% slower on
 arrays 16 bytes off a cache line)."""
 
 
-def _aligned(shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array:
-    """A fresh array of ``shape`` starting on an :data:`ALIGN` boundary: a view
-    of a slightly larger byte buffer, which every array made from it
+def _aligned(shape: tuple[int, ...], dtype: np.dtype[Any]) -> tuple[Array, Array]:
+    """A fresh byte buffer and an array of ``shape`` in it starting on an
+    :data:`ALIGN` boundary, a view which every array made from it also
     references (NumPy points ``base`` at the memory's owner)."""
     nbytes = math.prod(shape) * dtype.itemsize
     raw = np.empty(nbytes + ALIGN, np.uint8)
     start = -raw.ctypes.data % ALIGN
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
-
-
-def _free_counts() -> tuple[int, int]:
-    """The reference counts :meth:`Workspace.empty` sees on a kept array, and on
-    its buffer, when nobody else holds either (the list, the loop variable,
-    the argument; the array's ``base``, the attribute's value, the argument):
-    measured on this interpreter rather than assumed."""
-    for a in [_aligned((1,), np.dtype(np.float32))]:
-        return sys.getrefcount(a), sys.getrefcount(a.base)
-    raise AssertionError("unreachable")
-
-
-_FREE, _FREE_BASE = _free_counts()
+    return raw, raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def _counts(group: tuple[Any, ...]) -> list[int]:

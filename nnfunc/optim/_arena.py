@@ -27,7 +27,6 @@ import functools
 import math
 import weakref
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -89,7 +88,8 @@ def allocate(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any]) -> tuple[A
     caller has replaced them (see :meth:`nnfunc.workspace.Workspace.reuse`).
     """
     layout = shapes if type(shapes) is tuple else tuple(shapes)
-    members = workspace.reuse((_Arena, layout, dtype), partial(_new_arena, layout, dtype))
+    members = workspace.reuse((_Arena, layout, dtype),
+                              functools.partial(_new_arena, layout, dtype))
     return members[1], members[2:]
 
 
