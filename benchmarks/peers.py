@@ -83,15 +83,19 @@ def torch_step(w: Workload, dtype: npt.DTypeLike) -> PeerStep:
     return PeerStep(run, str(t_dtype).removeprefix("torch."), torch.__version__)
 
 
+def _jax(dtype: npt.DTypeLike) -> tuple[Any, Any]:
+    """``jax`` and ``jax.numpy``, with 64-bit floats enabled for a float64 run."""
+    jax: Any = import_module("jax")
+    if np.dtype(dtype) == np.float64:
+        jax.config.update("jax_enable_x64", True)
+    return jax, import_module("jax.numpy")
+
+
 def jax_step(w: Workload, dtype: npt.DTypeLike) -> PeerStep:
     """JAX: the whole step (``value_and_grad``, optax Adam, ``apply_updates``) under
     one ``jax.jit``, params and optimizer state donated; ``run()`` waits for the loss."""
-    jax: Any = import_module("jax")
-    jnp: Any = import_module("jax.numpy")
+    jax, jnp = _jax(dtype)
     optax: Any = import_module("optax")
-
-    if np.dtype(dtype) == np.float64:
-        jax.config.update("jax_enable_x64", True)
     rng = np.random.default_rng(0)
     params = []
     for d_in, d_out in w.layer_shapes:
@@ -134,11 +138,7 @@ def jax_products_step(w: Workload, dtype: npt.DTypeLike) -> PeerStep:
     calls one after the other: this tells how much of JAX's ratio to the
     NumPy floor is its products rather than its overhead above them.
     """
-    jax: Any = import_module("jax")
-    jnp: Any = import_module("jax.numpy")
-
-    if np.dtype(dtype) == np.float64:
-        jax.config.update("jax_enable_x64", True)
+    jax, jnp = _jax(dtype)
     rng = np.random.default_rng(0)
     ws = [jnp.asarray((rng.standard_normal(s) / np.sqrt(s[0])).astype(dtype))
           for s in w.layer_shapes]
