@@ -422,11 +422,27 @@ def _depth(td: TreeDef) -> int:
     return 1 + max((_depth(c) for c in td.children), default=0)
 
 
+def _check_treedef(component: str, treedef: Any) -> None:
+    if not isinstance(treedef, TreeDef):
+        raise TypeError(f"{component}: treedef must be a TreeDef (from tree.flatten or "
+                        f"tree.structure); got {type(treedef).__name__} {treedef!r}")
+
+
+def builder(treedef: TreeDef) -> Callable[[Sequence[Any]], Any]:
+    """A function building a tree of structure ``treedef`` from its leaves in one
+    call (what :func:`unflatten` calls, without its count check: the leaves must
+    number as ``treedef`` has), compiled once per structure (see :func:`_builder`).
+
+    Raises:
+        TypeError: ``treedef`` is not a :class:`TreeDef`.
+    """
+    _check_treedef("tree.builder", treedef)
+    return _builder(treedef)
+
+
 @functools.lru_cache(maxsize=512)
-def builder(td: TreeDef) -> Callable[[Sequence[Any]], Any]:
-    """A function building a tree of structure ``td`` from its leaves in one call
-    (what :func:`unflatten` calls, without its checks: the leaves must number
-    as ``td`` has).
+def _builder(td: TreeDef) -> Callable[[Sequence[Any]], Any]:
+    """:func:`builder`, memoized per structure.
 
     An optimizer rebuilds its params' tree every step; walking the
     :class:`TreeDef` for that cost more than the small model's arithmetic.
@@ -462,31 +478,38 @@ def builder(td: TreeDef) -> Callable[[Sequence[Any]], Any]:
     return built
 
 
-@functools.lru_cache(maxsize=512)
 def immutable(treedef: TreeDef) -> bool:
     """Whether trees of this structure are built only of tuples, NamedTuples and
     ``None`` around the leaves (no list, dict or other node), so cannot change
-    structure in place."""
-    kind = treedef.kind
+    structure in place.
+
+    Raises:
+        TypeError: ``treedef`` is not a :class:`TreeDef`.
+    """
+    _check_treedef("tree.immutable", treedef)
+    return _immutable(treedef)
+
+
+@functools.lru_cache(maxsize=512)
+def _immutable(td: TreeDef) -> bool:
+    kind = td.kind
     if kind in ("leaf", "none"):
         return True
     if not (isinstance(kind, type) and issubclass(kind, tuple)):
         return False
-    return all(immutable(c) for c in treedef.children)
+    return all(_immutable(c) for c in td.children)
 
 
 def unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
     """Rebuild a tree of structure ``treedef`` from ``leaves`` (traversal order)."""
-    if not isinstance(treedef, TreeDef):
-        raise TypeError(f"tree.unflatten: treedef must be a TreeDef (from tree.flatten or "
-                        f"tree.structure); got {type(treedef).__name__} {treedef!r}")
+    _check_treedef("tree.unflatten", treedef)
     expected = _count(treedef)
     if len(leaves) != expected:
         raise ValueError(
             f"tree.unflatten: leaves must number {expected} for structure {treedef!r}; "
             f"got {len(leaves)}"
         )
-    return builder(treedef)(leaves)
+    return _builder(treedef)(leaves)
 
 
 def zeros_like(tree: PyTree) -> Any:

@@ -162,3 +162,10 @@ def test_paired_leaves_namedtuples_and_other_nodes() -> None:
     assert tree.paired_leaves(a, [tuple(a[0]), (), a[2]]) is None  # a tuple is not a Pair
     assert tree.paired_leaves({1: np.ones(1)}, {1: np.ones(1)}) is None  # flatten's job
     assert tree.paired_leaves([np.ones(1)], [1.0]) is None  # a non-array leaf
+
+
+@pytest.mark.parametrize("fn", [tree.builder, tree.immutable, lambda td: tree.unflatten(td, [])])
+@pytest.mark.parametrize("bad", [None, [1, 2], "(*, *)"])
+def test_treedef_functions_refuse_what_is_not_a_treedef(fn: Any, bad: Any) -> None:
+    with pytest.raises(TypeError, match=r"tree\.\w+: treedef must be a TreeDef .*got "):
+        fn(bad)
