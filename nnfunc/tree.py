@@ -37,8 +37,8 @@ from nnfunc.typing import Array, PyTree
 __all__ = [
     "Field", "Path", "TreeDef", "add", "all_finite", "assert_same_structure", "astype",
     "builder", "flatten", "global_norm", "immutable", "keystr", "leaves", "leaves_norm",
-    "leaves_with_path", "map", "map_with_path", "mask", "num_leaves", "paired_leaves", "scale",
-    "size", "structure", "sub", "unflatten", "vdot", "where", "zeros_like",
+    "leaves_with_path", "map", "map_with_path", "mask", "num_leaves", "paired_leaves", "reader",
+    "scale", "size", "structure", "sub", "unflatten", "vdot", "where", "zeros_like",
 ]
 
 
@@ -476,6 +476,79 @@ def _builder(td: TreeDef) -> Callable[[Sequence[Any]], Any]:
 
     built: Callable[[Sequence[Any]], Any] = eval(f"lambda l: {expr(td)}", kinds)
     return built
+
+
+def reader(treedef: TreeDef) -> Callable[[Any], list[Array] | None]:
+    """A function returning the leaves of a tree of structure ``treedef`` whose
+    leaves are all NumPy arrays, and ``None`` for any other tree, compiled once per
+    structure (see :func:`_reader`).
+
+    ``reader(structure(t))(t)`` is ``leaves(t)`` for such a tree; a tree of
+    another structure, or with a leaf that is not an ``np.ndarray``, gives
+    ``None``. It is the per-step check that grads have the params' structure,
+    once the params' structure is known. Structures of nodes other than
+    tuples, lists, NamedTuples, str-keyed dicts and ``None`` are compared
+    through :func:`flatten`.
+
+    Raises:
+        TypeError: ``treedef`` is not a :class:`TreeDef`.
+    """
+    _check_treedef("tree.reader", treedef)
+    return _reader(treedef)
+
+
+def _read_by_flattening(td: TreeDef, t: Any) -> list[Array] | None:
+    got, got_def = flatten(t)
+    return got if got_def == td and all(type(a) is np.ndarray for a in got) else None
+
+
+@functools.lru_cache(maxsize=512)
+def _reader(td: TreeDef) -> Callable[[Any], list[Array] | None]:
+    """:func:`reader`, memoized per structure: one expression, e.g.
+    ``lambda t: [t[0][0], t[0][1]] if (type(t) is tuple and len(t) == 2 and
+    type(t[0]) is K0 and type(t[0][0]) is A and … and t[1] == ()) else None``
+    (``K0`` the ``DenseParams`` class, ``A`` ``np.ndarray``); each test guards
+    the indexing after it."""
+    plain = (tuple, list, dict, "leaf", "none")
+
+    def simple(node: TreeDef) -> bool:
+        return (node.kind in plain or _namedtuple_fields(node.kind) is not None) and all(
+            simple(c) for c in node.children)
+
+    if _depth(td) > _BUILDER_MAX_DEPTH or not simple(td):
+        return functools.partial(_read_by_flattening, td)
+    kinds: dict[str, Any] = {"A": np.ndarray}
+    tests: list[str] = []
+    found: list[str] = []
+
+    def walk(node: TreeDef, at: str) -> None:
+        if node.kind == "leaf":
+            tests.append(f"type({at}) is A")
+            found.append(at)
+            return
+        if node.kind == "none":
+            tests.append(f"{at} is None")
+            return
+        if node.kind is dict:
+            tests.append(f"type({at}) is dict and len({at}) == {len(node.keys)}")
+            tests.extend(f"{k!r} in {at}" for k in node.keys)
+            for k, c in zip(node.keys, node.children):
+                walk(c, f"{at}[{k!r}]")
+            return
+        if node.kind is tuple or node.kind is list:
+            tests.append(f"type({at}) is {node.kind.__name__} and len({at}) == "
+                         f"{len(node.children)}")
+        else:  # a NamedTuple: its class fixes its length
+            name = f"K{len(kinds)}"
+            kinds[name] = node.kind
+            tests.append(f"type({at}) is {name}")
+        for i, c in enumerate(node.children):
+            walk(c, f"{at}[{i}]")
+
+    walk(td, "t")
+    source = f"lambda t: [{', '.join(found)}] if ({' and '.join(tests)}) else None"
+    read: Callable[[Any], list[Array] | None] = eval(source, kinds)
+    return read
 
 
 def immutable(treedef: TreeDef) -> bool:

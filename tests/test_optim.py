@@ -675,3 +675,37 @@ def test_a_donated_loop_of_remembered_states_still_writes_only_what_it_may(case:
         leaf = (state.params[1].w, snapshot[0].params[1].w) if case == "read-only param" \
             else (state.slots.v[0].b, snapshot[0].slots.v[0].b)
         np.testing.assert_array_equal(*leaf)
+
+
+@pytest.mark.parametrize("donate", [False, True])
+@pytest.mark.parametrize("case", ["structure", "node type", "shape", "dtype", "not an array"])
+def test_a_loop_of_remembered_states_still_checks_every_grads_tree(donate: bool,
+                                                                  case: str) -> None:
+    # once the optimizer knows the params' structure, the grads are read by a compiled
+    # reader: a grads tree that does not fit must still get flat_pair's clear error
+    opt = optim.adam(0.1)
+    update = opt.update_in_place if donate else opt.update
+    rng = np.random.default_rng(6)
+    state = opt.init((_Layer(rng.standard_normal((4, 3)), rng.standard_normal(3)), ()))
+    for _ in range(3):
+        state, _ = update(state, tree.map(np.ones_like, state.params))
+    w, b = state.params[0]
+    bad = {"structure": (_Layer(np.ones_like(w), np.ones_like(b)),),
+           "node type": ((np.ones_like(w), np.ones_like(b)), ()),
+           "shape": (_Layer(np.ones_like(w), np.ones(4)), ()),
+           "dtype": (_Layer(np.ones_like(w), np.ones(3, np.float32)), ()),
+           "not an array": (_Layer(np.ones_like(w), [1.0, 1.0, 1.0]), ())}[case]
+    message = {"structure": r"adam: grads must have the params' structure",
+               "node type": r"adam: grads must have the params' structure",
+               "shape": r"adam: grads\[0\]\.b must be an array of shape \(3,\) and dtype "
+                        r"float64 like params; got",
+               "dtype": r"adam: grads\[0\]\.b must be an array of shape \(3,\) and dtype "
+                        r"float64 like params; got",
+               "not an array": r"adam: grads must have the params' structure; got .* at "
+                                r"params\[0\]\.b: params has a leaf of shape \(3,\), grads has "
+                                r"list"}[case]
+    before = tree.map(np.copy, state)
+    with pytest.raises(ValueError, match=message):
+        update(state, bad)
+    tree.map(np.testing.assert_array_equal, before, state)  # nothing written
+    state, _ = update(state, tree.map(np.ones_like, state.params))  # and the loop goes on

@@ -164,7 +164,52 @@ def test_paired_leaves_namedtuples_and_other_nodes() -> None:
     assert tree.paired_leaves([np.ones(1)], [1.0]) is None  # a non-array leaf
 
 
-@pytest.mark.parametrize("fn", [tree.builder, tree.immutable, lambda td: tree.unflatten(td, [])])
+@given(rich_trees, rich_trees)
+def test_reader_gives_the_leaves_exactly_for_the_structure(a: Any, b: Any) -> None:
+    read = tree.reader(tree.structure(a))
+    got = read(a)
+    assert got is not None
+    assert len(got) == tree.num_leaves(a)
+    assert all(x is y for x, y in zip(got, tree.leaves(a)))
+    other = read(b)  # another tree: its leaves if (and only if) it has a's structure
+    assert (other is not None) == (tree.structure(b) == tree.structure(a))
+    if other is not None:
+        assert all(x is y for x, y in zip(other, tree.leaves(b)))
+
+
+def test_reader_refuses_near_misses() -> None:
+    t = {"a": _Pair(np.ones(2), None), "b": [np.ones(1), ()]}
+    read = tree.reader(tree.structure(t))
+    assert read(t) is not None
+    near = [
+        {"a": _Pair(np.ones(2), None)},  # a key missing
+        {"a": _Pair(np.ones(2), None), "c": [np.ones(1), ()]},  # another key, same count
+        {"a": (np.ones(2), None), "b": [np.ones(1), ()]},  # a tuple is not a _Pair
+        {"a": Pair(np.ones(2), None), "b": [np.ones(1), ()]},  # nor another NamedTuple
+        {"a": _Pair(np.ones(2), np.ones(1)), "b": [np.ones(1), ()]},  # a leaf for None
+        {"a": _Pair(np.ones(2), None), "b": [np.ones(1), (), ()]},  # a longer list
+        {"a": _Pair(np.ones(2), None), "b": (np.ones(1), ())},  # a tuple for the list
+        {"a": _Pair(1.0, None), "b": [np.ones(1), ()]},  # a leaf that is not an array
+        {"a": _Pair([np.ones(2)], None), "b": [np.ones(1), ()]},  # a node for a leaf
+    ]
+    assert [read(x) for x in near] == [None] * len(near)
+
+
+@pytest.mark.parametrize("depth", [1, 39, 41, 300])
+def test_reader_of_deep_structures(depth: int) -> None:
+    t: Any = np.ones(2)
+    for i in range(depth):
+        t = [t, np.full(1, float(i))] if i % 2 else _Pair(t, None)
+    read = tree.reader(tree.structure(t))
+    got = read(t)
+    assert got is not None
+    assert all(x is y for x, y in zip(got, tree.leaves(t)))
+    assert read([t]) is None
+    assert read(np.ones(2)) is None
+
+
+@pytest.mark.parametrize("fn", [tree.builder, tree.immutable, tree.reader,
+                                lambda td: tree.unflatten(td, [])])
 @pytest.mark.parametrize("bad", [None, [1, 2], "(*, *)"])
 def test_treedef_functions_refuse_what_is_not_a_treedef(fn: Any, bad: Any) -> None:
     with pytest.raises(TypeError, match=r"tree\.\w+: treedef must be a TreeDef .*got "):

@@ -279,15 +279,18 @@ def pair_leaves(component: str, params: PyTree, grads: PyTree) -> tuple[list[Arr
     which raises the clear error or handles the rarer node types.
     """
     got = tree.paired_leaves(params, grads)
-    if got is not None:
-        ps, gs = got
-        for p, g in zip(ps, gs):
-            if g.shape != p.shape or g.dtype != p.dtype:
-                break
-        else:
-            return ps, gs
+    if got is not None and same_shapes(*got):
+        return got
     both = flat_pair(component, params, grads)
     return both.params, both.grads
+
+
+def same_shapes(ps: list[Array], gs: list[Array]) -> bool:
+    """Whether each grad has its param's shape and dtype (the leaves paired)."""
+    for p, g in zip(ps, gs):  # noqa: SIM110 (a loop: this runs every step)
+        if g.shape != p.shape or g.dtype != p.dtype:
+            return False
+    return True
 
 
 def check_slot(component: str, index: int, ps: list[Array], leaves: list[Any],

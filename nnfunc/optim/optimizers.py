@@ -30,6 +30,7 @@ from nnfunc.optim.base import (
     learning_rate,
     pair_leaves,
     positive,
+    same_shapes,
 )
 from nnfunc.typing import Array, PyTree
 
@@ -57,6 +58,7 @@ class _Last(NamedTuple):
     slots: Any
     treedef: tree.TreeDef
     build: Callable[[Sequence[Any]], Any]  # tree.builder(treedef)
+    read: Callable[[Any], Leaves | None]  # tree.reader(treedef): the grads' leaves
     ps: Leaves
     slot_leaves: list[Leaves]
 
@@ -106,12 +108,16 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
                 raise type_fail(name, "state.slots", f"must be {slot_type.__name__} (a state "
                                 f"from this optimizer's init, not another optimizer's)",
                                 type(state.slots).__name__)
-            ps, gs = pair_leaves(name, state.params, grads)
             last = last_result[0]
             if last is not None and state.params is last.params and state.slots is last.slots:
-                # the trees the last update returned (immutable): their leaves are known
+                # the trees the last update returned (immutable): their leaves are known,
+                # and the grads' are read by the structure's compiled reader
                 ps, slot_leaves = last.ps, last.slot_leaves
+                gs = last.read(grads)
+                if gs is None or not same_shapes(ps, gs):
+                    gs = pair_leaves(name, state.params, grads)[1]  # raises the clear error
             else:
+                ps, gs = pair_leaves(name, state.params, grads)
                 slot_leaves = [tree.leaves(s) for s in state.slots]
                 for i, leaves in enumerate(slot_leaves):
                     check_slot(name, i, ps, leaves, state.slots)
@@ -127,15 +133,16 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
             if last is None or new_p is not ps or not same_slots:
                 if last is None:
                     treedef = tree.structure(state.params)
-                    build = tree.builder(treedef)
+                    build, read = tree.builder(treedef), tree.reader(treedef)
                 else:
-                    treedef, build = last.treedef, last.build
+                    treedef, build, read = last.treedef, last.build, last.read
                 if new_p is not ps:
                     params = build(new_p)
                 if not same_slots:
                     slots = slot_type(*[build(s) for s in new_slots])
-                last_result[0] = (_Last(params, slots, treedef, build, new_p, list(new_slots))
-                                  if tree.immutable(treedef) else None)
+                last_result[0] = (_Last(params, slots, treedef, build, read, new_p,
+                                        list(new_slots))
+                                  if last is not None or tree.immutable(treedef) else None)
             return OptState(params, state.step + 1, eta, state.lr_scale, slots), params
 
         return update
