@@ -18,6 +18,7 @@ labels shaped like ``y_pred.shape[:-1]``; both give the same loss and gradient.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -379,6 +380,14 @@ def _sce_grad(p: _SoftmaxParts) -> Array:
     return (g.T if p.axis == 0 else g).reshape(p.shape)
 
 
+@functools.lru_cache(maxsize=16)
+def _arange(n: int) -> Array:
+    """``np.arange(n)`` (intp), read-only, made once per batch size."""
+    a = np.arange(n, dtype=np.intp)
+    a.flags.writeable = False
+    return a
+
+
 def _sce_labels_value_and_grad(z: Any, y_true: Any) -> tuple[Any, Array]:
     """The training step's case — logits ``(n, …, c)``, integer labels ``(n, …)`` —
     in one function; anything else (and every error) goes the general way.
@@ -401,16 +410,18 @@ def _sce_labels_value_and_grad(z: Any, y_true: Any) -> tuple[Any, Array]:
                 g = np.exp(shifted)
                 total = np.add.reduce(g, axis=0, keepdims=True)
                 at = np.multiply(labels, n, dtype=np.intp)
-                at += np.arange(n)
+                np.add(at, _arange(n), out=at)
             else:
                 shifted = np.subtract(rows, np.maximum.reduce(rows, axis=1, keepdims=True),
                                       order="C")
                 g = np.exp(shifted)
                 total = np.add.reduce(g, axis=1, keepdims=True)
                 at = np.add(np.arange(0, n * classes, classes), labels, dtype=np.intp)
-            terms = np.log(total).reshape(-1) - shifted.reshape(-1)[at]
-            value = z.dtype.type(np.add.reduce(terms, axis=None) / terms.size)
-            g /= total * float(n)
+            terms = np.log(total).reshape(-1)  # then written over: fewer fresh arrays
+            np.subtract(terms, shifted.reshape(-1)[at], out=terms)
+            value = np.add.reduce(terms, axis=None) / n  # a scalar of z's dtype
+            np.multiply(total, float(n), out=total)
+            np.divide(g, total, out=g)
             g.reshape(-1)[at] -= 1 / n
             dz = g.T if classes <= _CLASS_MAJOR_MAX else g
             return value, (dz if z.ndim == 2 else dz.reshape(z.shape))
