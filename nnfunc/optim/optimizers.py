@@ -391,11 +391,14 @@ def _adam_scalars(b1: float, b2: float, eta: float, eps: float, weight_decay: fl
 
 
 @lru_cache(maxsize=64)
-def _constant(value: float, dtype: np.dtype[Any]) -> Array:
-    """``value`` as a read-only 0-d array of ``dtype``, made once."""
-    a = np.array(value, dtype)
-    a.flags.writeable = False
-    return a
+def _betas(b1: float, b2: float, dtype: np.dtype[Any]) -> tuple[Array, Array, Array, Array]:
+    """``β₁, 1-β₁, β₂, 1-β₂`` as read-only 0-d arrays of ``dtype``, made once."""
+    out = []
+    for value in (b1, 1 - b1, b2, 1 - b2):
+        a = np.array(value, dtype)
+        a.flags.writeable = False
+        out.append(a)
+    return out[0], out[1], out[2], out[3]
 
 
 def _typed(k: _AdamScalars, dtype: np.dtype[Any]) -> _AdamScalars:
@@ -408,9 +411,9 @@ def _typed(k: _AdamScalars, dtype: np.dtype[Any]) -> _AdamScalars:
     model's kernel: on a 2,410-element float32 vector a multiply by a Python
     float took 2.3 µs, by a 0-d array 1.4 µs.
     """
-    return _AdamScalars(_constant(k.b1, dtype), _constant(k.c1, dtype), _constant(k.b2, dtype),
-                        _constant(k.c2, dtype), np.array(k.lr_hat, dtype),
-                        np.array(k.eps_hat, dtype), k.decay)
+    b1, c1, b2, c2 = _betas(k.b1, k.b2, dtype)
+    return _AdamScalars(b1, c1, b2, c2, np.array(k.lr_hat, dtype), np.array(k.eps_hat, dtype),
+                        k.decay)
 
 
 def _adam_chunk(k: _AdamScalars, p: Array, g: Array | _Pieces, m: Array, v: Array, p2: Array,
@@ -490,9 +493,10 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
     if not ps:
         return [], [], [], None
     dtype = ps[0].dtype
-    for p in ps:
-        if p.dtype != dtype:
-            return (*_per_dtype(k, ps, gs, ms, vs, in_place), None)
+    if known is None:  # (known leaves are views of one arena: of one dtype)
+        for p in ps:
+            if p.dtype != dtype:
+                return (*_per_dtype(k, ps, gs, ms, vs, in_place), None)
     inputs: tuple[Array | None, Array | None, Array | None]
     if known is not None and (not in_place or (_writeable(ps, ms, vs) and _apart(gs, known))):
         inputs, reuse = known, (in_place, in_place, in_place)
