@@ -47,7 +47,9 @@ from nnfunc.layer import (
     Layer,
     Pullback,
     apply_with_state,
+    forward_backward_of,
     from_forward_backward,
+    output_like,
     stateful_from_forward_backward,
     vjp,
     vjp_with_state,
@@ -154,9 +156,10 @@ def serial(*layers: Layer) -> Layer:
     """Compose layers in sequence: ``y = l_k(… l_2(l_1(x)))``.
 
     Params ``(p_1, …, p_k)``. Backward runs the children's pullbacks in
-    reverse, ``dy_{i-1} = pullback_i(dy_i)``; the first child is asked for no
-    ``dx`` when the caller needs none (the whole-model gradient), which skips
-    the input layer's ``dy Wᵀ``.
+    reverse, ``dy_{i-1} = pullback_i(dy_i)`` (a built-in child's forward and
+    backward are called directly: see :func:`~nnfunc.layer.forward_backward_of`);
+    the first child is asked for no ``dx`` when the caller needs none (the
+    whole-model gradient), which skips the input layer's ``dy Wᵀ``.
 
     Raises:
         TypeError: if an argument is not a layer.
@@ -191,17 +194,43 @@ def serial(*layers: Layer) -> Layer:
     if any(c.init_with_state is not None for c in children):
         return _stateful_serial(init, backward, children)
 
-    def forward(params: Any, x: Any, key: Key | None, train: bool) -> tuple[Any, list[Pullback]]:
+    # A child built from forward/backward (every built-in layer) runs them directly:
+    # its residuals are kept instead of a pullback closure, and the cotangent its
+    # backward gets is checked only where it comes from another kind of child (a
+    # built-in backward returns a dx shaped like its x by construction; the last
+    # child's comes from serial's own checked pullback).
+    parts = [forward_backward_of(c) for c in children]
+    checks = [parts[i] is not None and i + 1 < n and parts[i + 1] is None for i in range(n)]
+
+    def forward(params: Any, x: Any, key: Key | None,
+                train: bool) -> tuple[Any, list[tuple[Any, Any]]]:
         ps = _child_params(name, params, n)
-        pullbacks = []
-        for layer, p, k in zip(children, ps, _keys(key, n, name)):
-            # a layer's own vjp called directly (what nnfunc.vjp does): this runs per step
-            if layer.vjp is not None:
+        saved: list[tuple[Any, Any]] = []  # per child: (residuals, y to check dy by) or pullback
+        for i, (layer, part, p, k) in enumerate(zip(children, parts, ps, _keys(key, n, name))):
+            if part is not None:
+                x, res = part[0](p, x, k, train)
+                saved.append((res, x if checks[i] else None))
+            elif layer.vjp is not None:  # a layer's own vjp called directly, as nnfunc.vjp does
                 x, pb = layer.vjp(p, x, key=k, train=train)
+                saved.append((pb, None))
             else:
                 x, pb = vjp(layer, p, x, key=k, train=train)
-            pullbacks.append(pb)
-        return x, pullbacks
+                saved.append((pb, None))
+        return x, saved
+
+    def run_backward(params: Any, saved: list[tuple[Any, Any]], dy: Any,
+                     need_dx: bool) -> tuple[tuple[Any, ...], Any]:
+        grads: list[Any] = [None] * n
+        for i in range(n - 1, -1, -1):
+            part = parts[i]
+            got, y = saved[i]
+            if part is None:
+                grads[i], dy = got(dy, need_dx or i > 0)
+            else:
+                if y is not None:
+                    output_like(children[i].name, dy, y)
+                grads[i], dy = part[1](params[i], got, dy, need_dx or i > 0)
+        return tuple(grads), dy
 
     def infer(params: Any, x: Any, key: Key | None, train: bool) -> Any:
         ps = _child_params(name, params, n)
@@ -213,7 +242,7 @@ def serial(*layers: Layer) -> Layer:
         out_shape, params, _ = init(key, in_shape)
         return out_shape, params
 
-    return from_forward_backward(name, init_params, forward, backward, children, infer)
+    return from_forward_backward(name, init_params, forward, run_backward, children, infer)
 
 
 def _stateful_serial(init: Any, backward: Any, children: tuple[Layer, ...]) -> Layer:

@@ -44,6 +44,7 @@ private ``forward`` (which also returns what the backward pass needs) and one
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, cast
 
@@ -236,6 +237,23 @@ def _checked_pullback(name: str, y: Any, params: Any, res: Any,
     return tree_pullback
 
 
+_PARTS: weakref.WeakKeyDictionary[Any, tuple[Forward, Backward]] = weakref.WeakKeyDictionary()
+"""Each :func:`from_forward_backward` layer's ``vjp`` -> its ``(forward, backward)``."""
+
+
+def forward_backward_of(layer: Layer) -> tuple[Forward, Backward] | None:
+    """The ``(forward, backward)`` a layer was built from by :func:`from_forward_backward`
+    (every stateless built-in layer), ``None`` for any other layer.
+
+    For combinators: they look a child's parts up once, when built, and run
+    them directly each step, without the child's ``vjp`` wrapper and pullback
+    closure. A combinator that does must check the cotangent it passes a
+    child wherever that cotangent does not come from such a child's own
+    ``backward`` (which returns ``dx`` shaped like ``x`` by construction).
+    """
+    return _PARTS.get(layer.vjp) if layer.vjp is not None else None
+
+
 def from_forward_backward(name: str, init: InitFn, forward: Forward, backward: Backward,
                           children: tuple[Layer, ...] = (),
                           infer: Callable[[Any, Any, Key | None, bool], Any] | None = None,
@@ -269,6 +287,7 @@ def from_forward_backward(name: str, init: InitFn, forward: Forward, backward: B
         y, res = forward(params, x, key, train)
         return y, _checked_pullback(name, y, params, res, backward)
 
+    _PARTS[layer_vjp] = (forward, backward)
     return Layer(init, apply, grad, layer_vjp, name, children)
 
 

@@ -204,6 +204,42 @@ def test_a_user_layers_wrong_grad_is_blamed_on_it(grad: Any, error: type, messag
         f(params, np.ones((2, 4), np.float32), np.zeros((2, 3), np.float32))
 
 
+def _user_vjp_layer(name: str, dx: Any) -> nf.Layer:
+    """A user's layer ``y = x`` with its own ``vjp``, whose pullback returns ``dx(dy)``."""
+    def vjp(p: Any, x: Any, *, key: Any = None, train: bool = False) -> Any:
+        return x, lambda dy, need_dx=True: ((), dx(dy))
+
+    return nf.Layer(lambda key, shape: (shape, ()), lambda p, x, *, key=None, train=False: x,
+                    lambda p, x, dy, *, key=None, train=False: ((), dx(dy)), vjp, name=name)
+
+
+@pytest.mark.parametrize(("dx", "error", "message"), [
+    (lambda dy: dy[:, :2], ValueError, r"dense\(3\): dy must have the output's shape \(2, 3\); "
+                                       r"got \(2, 2\)"),
+    (lambda dy: dy.astype(np.float64), TypeError,
+     r"dense\(3\): dy must have the output's dtype float32; got dtype float64"),
+])
+def test_a_user_vjps_wrong_dx_is_caught_by_the_built_in_layer_before_it(
+        dx: Any, error: type, message: str) -> None:
+    # serial runs a built-in child's forward and backward directly and checks the
+    # cotangent it passes it only where that comes from another kind of child: here
+    model = nf.serial(dense(3), _user_vjp_layer("mine", dx), nf.relu)
+    _, params = model.init(random.key(0), (4,))
+    f = nf.value_and_grad(model, nf.mse)
+    with pytest.raises(error, match=message):
+        f(params, np.ones((2, 4), np.float32), np.zeros((2, 3), np.float32))
+
+
+def test_forward_backward_of_built_in_and_user_layers() -> None:
+    from nnfunc.layer import forward_backward_of
+    for layer in (dense(3), nf.relu, nf.serial(dense(2), nf.tanh)):
+        parts = forward_backward_of(layer)
+        assert parts is not None
+        assert all(callable(f) for f in parts)
+    assert forward_backward_of(_user_layer("mine", lambda dy: ((), dy))) is None
+    assert forward_backward_of(_user_vjp_layer("mine", lambda dy: dy)) is None
+
+
 def test_a_correct_user_layer_inside_serial_still_works() -> None:
     double = _user_layer("double_grad", lambda dy: ((), 2 * dy))
     model = nf.serial(dense(3), double)
