@@ -486,9 +486,10 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
     dtype.
 
     ``known`` are the flat buffers of ``ps``, ``ms`` and ``vs`` when the caller
-    knows them (the lists an update returned, given back): then they need no
-    recognising. Returns the new leaf lists and their flat buffers (``None``
-    for leaves of several dtypes).
+    knows them (the lists an update returned, given back): then a pure update
+    need not recognise them (the donated case the caller runs itself).
+    Returns the new leaf lists and their flat buffers (``None`` for leaves of
+    several dtypes).
     """
     if not ps:
         return [], [], [], None
@@ -498,8 +499,8 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
             if p.dtype != dtype:
                 return (*_per_dtype(k, ps, gs, ms, vs, in_place), None)
     inputs: tuple[Array | None, Array | None, Array | None]
-    if known is not None and (not in_place or (_writeable(ps, ms, vs) and _apart(gs, known))):
-        inputs, reuse = known, (in_place, in_place, in_place)
+    if known is not None and not in_place:  # (a donated one is handled by the caller)
+        inputs, reuse = known, (False, False, False)
     else:
         sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
                                               _arena.arena_of(vs))
@@ -628,6 +629,11 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
         last = returned[0]
         known = (last[3] if last is not None and last[0] is ps and last[1] is ms
                  and last[2] is vs else None)
+        if known is not None and in_place:
+            if _writeable(ps, ms, vs) and _apart(gs, known):
+                _run(k, ps, gs, ms, vs, known, known)  # a steady donated loop: overwritten
+                return ps, [ms, vs]
+            known = None  # a leaf made read-only, or grads in the state: recognise afresh
         new_p, new_m, new_v, flats = _adam_leaves(k, ps, gs, ms, vs, in_place, known)
         returned[0] = None if flats is None else (new_p, new_m, new_v, flats)
         return new_p, [new_m, new_v]
