@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nnfunc import optim, random, tree, workspace
 from nnfunc.activations import relu
@@ -254,3 +256,22 @@ def test_pure_updates_branching_from_one_state_agree_and_keep_each_other_intact(
                    zip(tree.leaves(first.params), tree.leaves(second.params)))
     assert not any(np.shares_memory(a, b) for a, b in
                    zip(tree.leaves(third.params), tree.leaves(first.params)))
+
+
+@given(rows=st.integers(0, 300), cols=st.integers(1, 40),
+       dtype=st.sampled_from([np.float32, np.float64, np.float16]), seed=st.integers(0, 2**32 - 1),
+       transposed=st.booleans())
+def test_column_sums_is_the_sum_over_rows(rows: int, cols: int, dtype: Any, seed: int,
+                                          transposed: bool) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((cols, rows) if transposed else (rows, cols)).astype(dtype)
+    a = a.T if transposed else a  # an F-ordered view, as softmax's gradient is
+    got = workspace.column_sums(a)
+    assert got.shape == (cols,)
+    assert got.dtype == dtype
+    exact = a.astype(np.float64).sum(axis=0)
+    # any summation order is within rows · eps · Σ|a| of the exact sum (plus the final rounding)
+    bound = (rows + 1) * np.finfo(dtype).eps * np.abs(a.astype(np.float64)).sum(axis=0)
+    assert np.all(np.abs(got.astype(np.float64) - exact) <= bound)
+    if dtype == np.float16:  # not a BLAS type: NumPy's own reduction
+        np.testing.assert_array_equal(got, np.add.reduce(a, axis=0))

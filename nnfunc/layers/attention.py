@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nnfunc import random
+from nnfunc import random, workspace
 from nnfunc._validate import describe, fail, positive_int, type_fail
 from nnfunc.initializers import Initializer, check_initializer, glorot_uniform, normal, zeros
 from nnfunc.layer import Layer, batch_array, from_forward_backward
@@ -211,7 +211,7 @@ def multi_head_attention(num_heads: int, *, d_head: int | None = None, causal: b
         d = w_o.shape[0] // h
         dy2 = dy.reshape(n * t, width)
         dw_o = res.o.T @ dy2
-        db_o = np.add.reduce(dy2, axis=0) if b_o is not None else None
+        db_o = workspace.column_sums(dy2) if b_o is not None else None
         do = (dy2 @ w_o.T).reshape(n, t, h, d).transpose(0, 2, 1, 3)
         dqkv = np.empty((n, t, 3, h, d), dy.dtype)
         dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)  # views into dqkv, written below
@@ -225,7 +225,7 @@ def multi_head_attention(num_heads: int, *, d_head: int | None = None, causal: b
         np.matmul(ds.swapaxes(-1, -2), res.q, out=dk)  # res.q carries the 1/√d
         dqkv2 = dqkv.reshape(n * t, 3 * h * d)
         dw_qkv = res.x.T @ dqkv2
-        db_qkv = np.add.reduce(dqkv2, axis=0) if b_qkv is not None else None
+        db_qkv = workspace.column_sums(dqkv2) if b_qkv is not None else None
         dx = (dqkv2 @ w_qkv.T).reshape(n, t, width) if need_dx else None
         grads = (dw_qkv, db_qkv, dw_o, db_o)
         return (grads if plain else AttentionParams(*grads)), dx  # type: ignore[return-value]

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nnfunc import random
+from nnfunc import random, workspace
 from nnfunc._validate import describe, fail, positive_int, type_fail
 from nnfunc.initializers import Initializer, check_initializer, glorot_uniform, zeros
 from nnfunc.layer import Layer, batch_array, from_forward_backward
@@ -142,7 +142,7 @@ def _conv(ndim: int, c_out: int, kernel_size: Any, stride: Any, padding: Any, di
         cols, win, x_shape = res
         dy2 = dy.reshape(-1, c_out)
         dw = (cols.T @ dy2).reshape(w.shape)
-        db = np.add.reduce(dy2, axis=0) if b is not None else None
+        db = workspace.column_sums(dy2) if b is not None else None
         dx = None
         if need_dx:
             n, c_in = x_shape[0], x_shape[-1]

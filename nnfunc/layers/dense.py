@@ -140,7 +140,7 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
         x_shape = x.shape
         if x.ndim != 2:  # leading axes are rows, as in the forward pass
             x, dy = x.reshape(-1, w.shape[0]), dy.reshape(-1, w.shape[1])
-        db = np.add.reduce(dy, axis=0) if b is not None else None
+        db = workspace.column_sums(dy) if b is not None else None
         dx = workspace.matmul(dy, w.T) if need_dx else None
         if dx is not None and len(x_shape) != 2:
             dx = dx.reshape(x_shape)

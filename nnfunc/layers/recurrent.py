@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nnfunc import random, tree
+from nnfunc import random, tree, workspace
 from nnfunc._validate import describe, fail, positive_int, type_fail
 from nnfunc.initializers import Initializer, check_initializer, glorot_uniform, orthogonal, zeros
 from nnfunc.layer import Layer, batch_array, from_forward_backward, vjp
@@ -442,8 +442,8 @@ def _biases(family: _Family, p: Any) -> tuple[Array, Array | None]:
 
 def _grads(family: _Family, plain: bool, dw_x: Array, dw_h: Array, dgx: Array,
            dgh: Array) -> Any:
-    db_x = np.add.reduce(dgx, axis=0)
-    parts = (dw_x, dw_h, db_x, np.add.reduce(dgh, axis=0)) if family is _GRU else (
+    db_x = workspace.column_sums(dgx)
+    parts = (dw_x, dw_h, db_x, workspace.column_sums(dgh)) if family is _GRU else (
         dw_x, dw_h, db_x)
     return parts if plain else family.params(*parts)
 
