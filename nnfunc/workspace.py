@@ -99,10 +99,11 @@ class Workspace:
         array: Array = self.reuse((shape, dtype), partial(_aligned, shape, dtype))[1]
         return array
 
-    def reuse(self, key: Any, make: Callable[[], tuple[Any, ...]]) -> list[Any]:
+    def reuse(self, key: Any, make: Callable[[], tuple[Any, ...]], *,
+              keep: int = KEEP) -> list[Any]:
         """A kept group of objects, filed under ``key``, none of which anything
         outside the workspace references any more; else ``make()``'s new group
-        (kept for next time, up to :data:`KEEP` per key).
+        (kept for next time, up to ``keep`` per key).
 
         What :meth:`empty` hands out is such a group (a byte buffer and the
         aligned array viewing it); so is an optimizer's arena with its flat
@@ -110,8 +111,7 @@ class Workspace:
         is free when each member's reference count is the one it had when
         the group was new and nobody else held it: e.g. a leaf view a caller
         still holds, or any array made from the buffer, keeps the whole
-        group in use. The second member is the memory the caller works in
-        (:meth:`nbytes` counts it). Returns the members as a new list (made
+        group in use. Returns the members as a new list (made
         before another thread can find the group free).
         """
         with self._lock:
@@ -123,15 +123,17 @@ class Workspace:
                     kept.append(kept.pop(i))  # last in the search: the free ones stay first
                     return list(group)
             group = make()
-            if len(kept) < KEEP:
+            if len(kept) < keep:
                 entry: list[Any] = [group, None]
                 kept.append(entry)
                 entry[1] = _counts(group)
             return list(group)
 
     def nbytes(self) -> int:
-        """Bytes of all kept arrays (in use or free)."""
-        return sum(int(entry[0][1].nbytes) for kept in self._groups.values() for entry in kept)
+        """Bytes of memory kept (in use or free): of every kept array that owns its
+        memory, alignment padding included."""
+        return sum(int(m.nbytes) for kept in self._groups.values() for entry in kept
+                   for m in entry[0] if isinstance(m, np.ndarray) and m.base is None)
 
 
 ALIGN = 64
@@ -209,12 +211,12 @@ def empty(shape: tuple[int, ...], dtype: Any) -> Array:
     return ws.empty(shape, dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
 
 
-def reuse(key: Any, make: Callable[[], tuple[Any, ...]]) -> list[Any]:
+def reuse(key: Any, make: Callable[[], tuple[Any, ...]], *, keep: int = KEEP) -> list[Any]:
     """:meth:`Workspace.reuse` of the active workspace, else ``make()``'s members."""
     ws = _ACTIVE.get()
     if ws is None:
         return list(make())
-    return ws.reuse(key, make)
+    return ws.reuse(key, make, keep=keep)
 
 
 def out(like: Array, dtype: Any = None) -> Array | None:

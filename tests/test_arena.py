@@ -148,3 +148,34 @@ def test_empty_is_the_size_asked_and_aligned_when_kept(n: int, dtype: type) -> N
     assert a.flags.writeable
     if a.nbytes >= workspace.MIN_BYTES:
         assert a.ctypes.data % _arena.ALIGN == 0
+
+
+@pytest.mark.parametrize("hold", [None, 0, 1, 2])
+def test_arenas_allocated_together_come_back_together(hold: int | None) -> None:
+    # a pure update's params, m and v: one workspace group, free only once nothing
+    # of any of the three is held
+    ws = workspace.Workspace()
+    with workspace.active(ws):
+        first = _arena.allocate_together(SHAPES, F32, 3)
+        starts = [whole.ctypes.data for whole, _ in first]
+        assert len(set(starts)) == 3
+        assert all(_arena.arena_of(leaves) is not None for _, leaves in first)
+        assert all([a.shape for a in leaves] == SHAPES for _, leaves in first)
+        keep = None if hold is None else first[hold][1][1]  # one leaf of one arena
+        del first
+        again = _arena.allocate_together(SHAPES, F32, 3)
+    assert ([whole.ctypes.data for whole, _ in again] == starts) == (hold is None)
+    if keep is not None:  # never overwritten by the group handed out instead
+        keep[...] = 7.0
+        for whole, _ in again:
+            whole[:] = 0.0
+        assert np.all(keep == 7.0)
+
+
+def test_groups_of_arenas_are_kept_up_to_keep_over_count() -> None:
+    ws = workspace.Workspace()
+    with workspace.active(ws):
+        held = [_arena.allocate_together(SHAPES, F32, 3) for _ in range(workspace.KEEP)]
+    arena_bytes = sum(int(np.prod(s)) for s in SHAPES) * 4 + _arena.ALIGN  # with its padding
+    assert len(held) == workspace.KEEP
+    assert ws.nbytes() == (workspace.KEEP // 3) * 3 * arena_bytes

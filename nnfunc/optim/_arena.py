@@ -34,8 +34,8 @@ import numpy as np
 from nnfunc import workspace
 from nnfunc.typing import Array
 
-__all__ = ["ALIGN", "allocate", "arena_of", "empty", "flat", "gather", "segments",
-           "zeros_like"]
+__all__ = ["ALIGN", "allocate", "allocate_together", "arena_of", "empty", "flat", "gather",
+           "segments", "zeros_like"]
 
 
 class _Arena(np.ndarray):
@@ -87,14 +87,39 @@ def allocate(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any]) -> tuple[A
     views and all: a pure update's results of two steps ago, once the
     caller has replaced them (see :meth:`nnfunc.workspace.Workspace.reuse`).
     """
+    return allocate_together(shapes, dtype, 1)[0]
+
+
+def allocate_together(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any],
+                      count: int) -> list[tuple[Array, list[Array]]]:
+    """``count`` arenas of one layout, as :func:`allocate` gives one, kept by the
+    workspace as one group: they come back together, once nobody holds anything
+    of any of them.
+
+    A pure Adam update's new params, ``m`` and ``v``, which a training loop
+    drops together (one search of the workspace instead of three). A caller
+    who keeps only the params of a step keeps the other two from reuse with
+    them (the workspace keeps at most ``KEEP // count`` such groups).
+    """
     layout = shapes if type(shapes) is tuple else tuple(shapes)
-    members = workspace.reuse((_Arena, layout, dtype),
-                              functools.partial(_new_arena, layout, dtype))
-    return members[1], members[2:]
+    members = workspace.reuse((_Arena, layout, dtype, count),
+                              functools.partial(_new_arenas, layout, dtype, count),
+                              keep=max(1, workspace.KEEP // count))
+    per = 2 + len(layout)  # each arena's members: (arena, flat, *leaves)
+    return [(members[at + 1], members[at + 2:at + per]) for at in range(0, count * per, per)]
+
+
+def _new_arenas(shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any],
+                count: int) -> tuple[Any, ...]:
+    """``count`` fresh arenas for :func:`allocate_together`, their members end to end."""
+    members: list[Any] = []
+    for _ in range(count):
+        members.extend(_new_arena(shapes, dtype))
+    return tuple(members)
 
 
 def _new_arena(shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any]) -> tuple[Any, ...]:
-    """A fresh arena for :func:`allocate`: ``(arena, flat, *leaves)``."""
+    """A fresh arena: ``(arena, flat, *leaves)``."""
     total, offsets = _layout(shapes, dtype.itemsize)
     arena = np.ndarray.__new__(_Arena, (total + ALIGN // dtype.itemsize,), dtype)
     arena.start = start = _aligned_start(arena)

@@ -32,7 +32,7 @@ from nnfunc.optim.base import (
     positive,
     same_shapes,
 )
-from nnfunc.typing import Array, PyTree
+from nnfunc.typing import Array, PyTree, Shape
 
 __all__ = ["AdaDeltaSlots", "AdamSlots", "MomentumSlots", "NoSlots", "SquareSlots", "adadelta",
            "adagrad", "adam", "adamw", "momentum", "rmsprop", "sgd"]
@@ -469,8 +469,7 @@ Flats = tuple[Array, Array, Array]
 
 
 def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
-                 in_place: bool = False, known: Flats | None = None,
-                 ) -> tuple[Leaves, Leaves, Leaves, Flats | None]:
+                 in_place: bool = False) -> tuple[Leaves, Leaves, Leaves, Flats | None]:
     """The fused Adam update of every leaf, on the leaves laid end to end.
 
     The new params, ``m`` and ``v`` are arenas (see
@@ -485,41 +484,36 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
     concatenated), grads likewise. Leaves of several dtypes are updated per
     dtype.
 
-    ``known`` are the flat buffers of ``ps``, ``ms`` and ``vs`` when the caller
-    knows them (the lists an update returned, given back): then a pure update
-    need not recognise them (the donated case the caller runs itself).
     Returns the new leaf lists and their flat buffers (``None`` for leaves of
-    several dtypes).
+    several dtypes). (Given back the lists it returned, the next update
+    knows their arenas and runs the kernel itself: see :func:`_adam_like`.)
     """
     if not ps:
         return [], [], [], None
     dtype = ps[0].dtype
-    if known is None:  # (known leaves are views of one arena: of one dtype)
-        for p in ps:
-            if p.dtype != dtype:
-                return (*_per_dtype(k, ps, gs, ms, vs, in_place), None)
-    inputs: tuple[Array | None, Array | None, Array | None]
-    if known is not None and not in_place:  # (a donated one is handled by the caller)
-        inputs, reuse = known, (False, False, False)
-    else:
-        sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
-                                              _arena.arena_of(vs))
-        reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
-        inputs = (None if p_arena is None else _arena.flat(p_arena),
-                  None if m_arena is None else _arena.flat(m_arena),
-                  None if v_arena is None else _arena.flat(v_arena))
+    for p in ps:
+        if p.dtype != dtype:
+            return (*_per_dtype(k, ps, gs, ms, vs, in_place), None)
+    sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
+                                          _arena.arena_of(vs))
+    reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
+    inputs = (None if p_arena is None else _arena.flat(p_arena),
+              None if m_arena is None else _arena.flat(m_arena),
+              None if v_arena is None else _arena.flat(v_arena))
     wholes: list[Array] = []
     results: list[Leaves] = []
     shapes = () if reuse == (True, True, True) else tuple([p.shape for p in ps])
+    fresh = (iter(_arena.allocate_together(shapes, dtype, 3)) if reuse == (False, False, False)
+             else None)  # a pure update's three results: one group
     for leaves, source, keep in zip((ps, ms, vs), inputs, reuse):
         if keep:  # the donated state's own arena: overwritten
             assert source is not None
             wholes.append(source)
             results.append(leaves)
         else:
-            whole, fresh = _arena.allocate(shapes, dtype)
+            whole, views = next(fresh) if fresh is not None else _arena.allocate(shapes, dtype)
             wholes.append(whole)
-            results.append(fresh)
+            results.append(views)
     flats = (wholes[0], wholes[1], wholes[2])
     _run(k, ps, gs, ms, vs, inputs, flats)
     return results[0], results[1], results[2], flats
@@ -620,22 +614,28 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
     # the leaf lists the last update returned and their flat buffers: given the very
     # lists again (the state it returned, which the optimizer remembers: see _Last),
     # the next update need not recognise the arenas leaf by leaf
-    returned: list[tuple[Leaves, Leaves, Leaves, Flats] | None] = [None]
+    returned: list[tuple[Leaves, Leaves, Leaves, Flats, tuple[Shape, ...]] | None] = [None]
 
     def step(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float, t: int,
              in_place: bool) -> tuple[Leaves, list[Leaves]]:
         k = _adam_scalars(beta1, beta2, eta, e, wd, t)
         ms, vs = slots[0], slots[1]
         last = returned[0]
-        known = (last[3] if last is not None and last[0] is ps and last[1] is ms
-                 and last[2] is vs else None)
-        if known is not None and in_place:
+        if last is not None and last[0] is ps and last[1] is ms and last[2] is vs:
+            known, shapes = last[3], last[4]
+            if not in_place:  # a steady pure loop: three fresh arenas, one group
+                (p2, new_p), (m2, new_m), (v2, new_v) = _arena.allocate_together(
+                    shapes, known[0].dtype, 3)
+                _run(k, ps, gs, ms, vs, known, (p2, m2, v2))
+                returned[0] = (new_p, new_m, new_v, (p2, m2, v2), shapes)
+                return new_p, [new_m, new_v]
             if _writeable(ps, ms, vs) and _apart(gs, known):
                 _run(k, ps, gs, ms, vs, known, known)  # a steady donated loop: overwritten
                 return ps, [ms, vs]
-            known = None  # a leaf made read-only, or grads in the state: recognise afresh
-        new_p, new_m, new_v, flats = _adam_leaves(k, ps, gs, ms, vs, in_place, known)
-        returned[0] = None if flats is None else (new_p, new_m, new_v, flats)
+            # a leaf made read-only, or grads in the state: recognised afresh below
+        new_p, new_m, new_v, flats = _adam_leaves(k, ps, gs, ms, vs, in_place)
+        returned[0] = (None if flats is None else
+                       (new_p, new_m, new_v, flats, tuple([p.shape for p in new_p])))
         return new_p, [new_m, new_v]
 
     return _rule(name, lr, AdamSlots, 2, partial(step, in_place=False),
