@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -45,7 +45,17 @@ from nnfunc._validate import (
     type_fail,
 )
 from nnfunc.callbacks import Callback, Decision, EpochInfo, as_callback
-from nnfunc.layer import Layer, apply_with_state, is_stateful, vjp, vjp_with_state
+from nnfunc.layer import (
+    Backward,
+    Forward,
+    Layer,
+    apply_with_state,
+    forward_backward_of,
+    is_stateful,
+    output_like,
+    vjp,
+    vjp_with_state,
+)
 from nnfunc.losses import Loss
 from nnfunc.optim.base import replace_params, state_params, update_fn
 from nnfunc.progress import Progress
@@ -157,11 +167,12 @@ def value_and_grad(model: Layer, loss: Loss, *, train: bool = True) -> ValueAndG
         token = workspace.enter(own)
         try:
             value, grads, _ = _forward_backward(model, loss, train, params, x, y, key,
-                                                sample_weight)
+                                                sample_weight, parts)
         finally:
             workspace.leave(token)
         return value, grads
 
+    parts = forward_backward_of(model)
     return f
 
 
@@ -173,14 +184,25 @@ def _check_model_and_loss(component: str, model: Any, loss: Any) -> None:
 
 
 def _forward_backward(model: Layer, loss: Loss, train: bool, params: PyTree, x: Input, y: Any,
-                      key: Key | None, sample_weight: Any) -> tuple[Any, Any, Any]:
-    if model.vjp is not None and sample_weight is None and loss.value_and_grad is not None:
-        # what vjp and loss_value_and_grad do in this case, without their calls (every step)
-        y_pred, pullback = model.vjp(params, x, key=key, train=train)
+                      key: Key | None, sample_weight: Any,
+                      parts: tuple[Forward, Backward] | Literal[False] | None = False,
+                      ) -> tuple[Any, Any, Any]:
+    """``(value, grads, y_pred)``; ``parts`` is ``forward_backward_of(model)`` when the
+    caller has it (looked up here otherwise)."""
+    if parts is False:
+        parts = forward_backward_of(model)
+    if parts is not None and sample_weight is None and loss.value_and_grad is not None:
+        # a built-in model (the usual case, every step): what vjp, loss_value_and_grad and
+        # the pullback do, without their calls; the loss's dy checked as the pullback would
+        y_pred, res = parts[0](params, x, key, train)
         value, dy = loss.value_and_grad(y_pred, y)
-    else:
-        y_pred, pullback = vjp(model, params, x, key=key, train=train)
-        value, dy = loss_value_and_grad(loss, y_pred, y, sample_weight)
+        if not (type(dy) is np.ndarray and type(y_pred) is np.ndarray
+                and dy.shape == y_pred.shape and dy.dtype == y_pred.dtype):
+            output_like(model.name, dy, y_pred)
+        grads, _ = parts[1](params, res, dy, False)
+        return value, grads, y_pred
+    y_pred, pullback = vjp(model, params, x, key=key, train=train)
+    value, dy = loss_value_and_grad(loss, y_pred, y, sample_weight)
     grads, _ = pullback(dy, False)
     return value, grads, y_pred
 
@@ -262,12 +284,13 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, donate: bool = False
         token = workspace.enter(own)
         try:
             value, grads, _ = _forward_backward(model, loss, True, params, x, y, key,
-                                                sample_weight)
+                                                sample_weight, parts)
             opt_state, params = update(opt_state, grads)
         finally:
             workspace.leave(token)
         return params, opt_state, value
 
+    parts = forward_backward_of(model)
     return step
 
 

@@ -236,3 +236,27 @@ def test_init_without_a_key() -> None:
         with pytest.raises(TypeError, match=r"serial: key must be a key from nnfunc\.random\."
                                             r"key"):
             model.init(None, (4,))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("dy", "error", "message"), [
+    (lambda p: p[:, :1], ValueError, r"serial: dy must have the output's shape \(4, 3\); got "
+                                     r"\(4, 1\)"),
+    (lambda p: p.astype(np.float64), TypeError,
+     r"serial: dy must have the output's dtype float32; got dtype float64"),
+    (lambda p: p.tolist(), TypeError, r"serial: dy must be an array shaped like the output"),
+])
+@pytest.mark.parametrize("via", ["value_and_grad", "train_step"])
+def test_a_user_losss_wrong_gradient_is_caught_before_the_backward_pass(
+        dy: Any, error: type, message: str, via: str) -> None:
+    # the training step runs a built-in model's forward and backward directly; the
+    # cotangent a user's loss gives must still be checked against the model's output
+    loss = losses.Loss(losses.mse.apply, losses.mse.grad,
+                       lambda p, y: (losses.mse.apply(p, y), dy(p)), name="mine")
+    model = nf.serial(dense(5), nf.relu, dense(3))
+    _, params = model.init(random.key(0), (2,))
+    x, y = np.ones((4, 2), np.float32), np.zeros((4, 3), np.float32)
+    opt = optim.sgd(0.1)
+    run = ((lambda: value_and_grad(model, loss)(params, x, y)) if via == "value_and_grad"
+           else (lambda: train_step(model, loss, opt)(params, opt.init(params), x, y)))
+    with pytest.raises(error, match=message):
+        run()

@@ -426,13 +426,18 @@ def _adam_chunk(k: _AdamScalars, p: Array, g: Array | _Pieces, m: Array, v: Arra
     so the bias corrections become two scalars. Any output may be its input.
     ``g`` is one 1-D array or pieces ``(lo, hi, g[lo:hi])`` (see :func:`_pieces`).
     """
-    pieces = g if isinstance(g, list) else [(0, tmp.size, g)]
-    for lo, hi, a in pieces:
-        np.multiply(a, k.c1, out=tmp[lo:hi])
+    if isinstance(g, list):
+        for lo, hi, a in g:
+            np.multiply(a, k.c1, out=tmp[lo:hi])
+    else:
+        np.multiply(g, k.c1, out=tmp)
     np.multiply(m, k.b1, out=m2)
     np.add(m2, tmp, out=m2)
-    for lo, hi, a in pieces:
-        np.multiply(a, a, out=tmp[lo:hi])
+    if isinstance(g, list):
+        for lo, hi, a in g:
+            np.multiply(a, a, out=tmp[lo:hi])
+    else:
+        np.multiply(g, g, out=tmp)
     np.multiply(tmp, k.c2, out=tmp)
     np.multiply(v, k.b2, out=v2)
     np.add(v2, tmp, out=v2)
