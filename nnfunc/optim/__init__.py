@@ -18,6 +18,7 @@ gradient transforms in front with :func:`chain`.
 from __future__ import annotations
 
 from nnfunc.optim import schedules
+from nnfunc.optim.adam import AdamSlots, adam, adamw
 from nnfunc.optim.base import (
     Optimizer,
     OptState,
@@ -34,14 +35,11 @@ from nnfunc.optim.base import (
 )
 from nnfunc.optim.optimizers import (
     AdaDeltaSlots,
-    AdamSlots,
     MomentumSlots,
     NoSlots,
     SquareSlots,
     adadelta,
     adagrad,
-    adam,
-    adamw,
     momentum,
     rmsprop,
     sgd,
