@@ -59,6 +59,7 @@ from nnfunc._validate import describe, fail, type_fail
 from nnfunc.layer import Layer, is_stateful
 from nnfunc.losses import Loss
 from nnfunc.optim.base import update_fn
+from nnfunc.train import _fit, _grad, _infer
 from nnfunc.typing import Array, Input, Key, PyTree
 
 __all__ = ["allreduce_mean", "broadcast", "fit", "shard_bounds", "train_step"]
@@ -181,7 +182,7 @@ def _shard_grads(model: Layer, loss: Loss, params: PyTree, x: Input, y: Any, key
     if n_local == 0:
         leaves, treedef = tree.flatten(params)
         return 0.0, [np.zeros_like(np.asarray(a)) for a in leaves], treedef, None
-    value, grads, y_pred = train._forward_backward(model, loss, True, params, x, y, key, weights)
+    value, grads, y_pred = _grad._forward_backward(model, loss, True, params, x, y, key, weights)
     leaves, treedef = tree.flatten(grads)
     return value, [np.asarray(g) for g in leaves], treedef, y_pred
 
@@ -198,7 +199,7 @@ def _stateful_shard_grads(model: Layer, loss: Loss, params: PyTree, state: PyTre
     if rows == 0:
         value, leaves, treedef, _ = _shard_grads(model, loss, params, x, y, key, None, 0)
         return value, leaves, treedef, None, state
-    value, grads, y_pred, new_state = train._stateful_forward_backward(
+    value, grads, y_pred, new_state = _grad._stateful_forward_backward(
         model, loss, True, params, state, x, y, key, weights if weight else None)
     leaves, treedef = tree.flatten(grads)  # weighed by 0 in the sum when weight is 0
     return value, [np.asarray(g) for g in leaves], treedef, y_pred, new_state
@@ -221,7 +222,7 @@ def _mean_state(c: MPI.Intracomm, state: PyTree, rows: int, ordered: bool) -> An
 
 
 def train_step(model: Layer, loss: Loss, optimizer: Any, *, comm: Any = None,
-               donate: bool = False, ordered: bool = False) -> train.Step:
+               donate: bool = False, ordered: bool = False) -> _grad.Step:
     """One data-parallel step: each rank passes its shard, every rank gets the same update.
 
     Returns ``step(params, opt_state, x, y, *, key=None, sample_weight=None)
@@ -245,15 +246,15 @@ def train_step(model: Layer, loss: Loss, optimizer: Any, *, comm: Any = None,
             optimizer.
     """
     c = _comm(comm, "distributed.train_step")
-    train._check_model_and_loss("distributed.train_step", model, loss)
-    train._check_optimizer("distributed.train_step", optimizer)
+    _grad._check_model_and_loss("distributed.train_step", model, loss)
+    _grad._check_optimizer("distributed.train_step", optimizer)
     update = update_fn(optimizer, donate)
 
     stateful = is_stateful(model)
 
     def shard_step(params: PyTree, opt_state: PyTree, model_state: Any, x: Input, y: Any,
                    key: Key | None, sample_weight: Any) -> tuple[Any, Any, Any, Any]:
-        n_local = train._num_samples("distributed.train_step", "x", x)
+        n_local = _infer._num_samples("distributed.train_step", "x", x)
         if key is not None and random.check_key(key, "distributed.train_step").shape == (2,):
             before = c.exscan(n_local)
             key = random.with_row_offset(key, 0 if before is None else int(before))
@@ -349,19 +350,19 @@ def _checked_everywhere(c: MPI.Intracomm, component: str, check: Callable[[], An
     return result
 
 
-def _shards(c: MPI.Intracomm, ordered: bool) -> train.Shards:
+def _shards(c: MPI.Intracomm, ordered: bool) -> _fit.Shards:
     size, rank = c.Get_size(), c.Get_rank()
 
-    def batch(model: Layer, loss: Loss, x: Any, y: Any, need_preds: bool) -> train.BatchStep:
+    def batch(model: Layer, loss: Loss, x: Any, y: Any, need_preds: bool) -> _fit.BatchStep:
         stateful = is_stateful(model)
 
         def step(params: PyTree, model_state: Any, idx: Any, wb: Array | None,
                  key: Key) -> tuple[Any, Any, Any, Any, Any]:
             lo, hi = shard_bounds(len(idx), size, rank)
-            mine, yb = idx[lo:hi], train._take(y, idx)
+            mine, yb = idx[lo:hi], _infer._take(y, idx)
             w_mine = None if wb is None else wb[lo:hi]
             weight = float(hi - lo) if w_mine is None else float(w_mine.sum())
-            x_mine, y_mine = train._take(x, mine), train._take(y, mine)
+            x_mine, y_mine = _infer._take(x, mine), _infer._take(y, mine)
             k_mine = random.with_row_offset(key, lo)
             if stateful:
                 value, leaves, treedef, y_pred, new_state = _stateful_shard_grads(
@@ -386,15 +387,15 @@ def _shards(c: MPI.Intracomm, ordered: bool) -> train.Shards:
 
     def evaluate(model: Layer, loss: Loss, params: PyTree, x: Any, y: Any, *,
                  batch_size: int, metrics: Any, model_state: Any = None) -> dict[str, float]:
-        n = train._num_samples("distributed.fit", "validation", x)
+        n = _infer._num_samples("distributed.fit", "validation", x)
         lo, hi = shard_bounds(n, size, rank)
-        mine = (train.predict(model, params, train._take(x, slice(lo, hi)),
+        mine = (train.predict(model, params, _infer._take(x, slice(lo, hi)),
                               batch_size=batch_size, model_state=model_state)
                 if hi > lo else None)
         y_pred = _gathered(c, mine)
         results = {"loss": float(loss.apply(y_pred, y))}
         for m in metrics:
-            results[train._metric_name(m)] = float(m(y_pred, y))
+            results[_infer._metric_name(m)] = float(m(y_pred, y))
         return results
 
     def agree(epoch: int, logs: dict[str, float],
@@ -409,7 +410,7 @@ def _shards(c: MPI.Intracomm, ordered: bool) -> train.Shards:
                 "ordered=True)")
         return dict(every[0][1])
 
-    return train.Shards(batch, evaluate, agree, rank == 0, c.Barrier)
+    return _fit.Shards(batch, evaluate, agree, rank == 0, c.Barrier)
 
 
 def _gathered(c: MPI.Intracomm, part: Any) -> Any:
@@ -456,7 +457,7 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
         key = random.check_key(fit_kwargs.get("key"), "distributed.fit")
         settings = {k: v for k, v in fit_kwargs.items()
                     if k in ("epochs", "batch_size", "shuffle", "initial_epoch")}
-        return {"samples": train._num_samples("distributed.fit", "x", data[0]),
+        return {"samples": _infer._num_samples("distributed.fit", "x", data[0]),
                 "data": _digest(data[0], data[1]), "key": _digest(key),
                 "settings": repr(sorted(settings.items())),
                 "weights": _digest(fit_kwargs.get("sample_weight"),

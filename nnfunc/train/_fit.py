@@ -1,36 +1,11 @@
-"""Training: whole-model gradients, one training step, and the ``fit`` loop.
-
-* :func:`value_and_grad` turns a model and a loss into one pure function
-  ``(params, x, y, *, key=None, sample_weight=None) -> (loss_value, grads)``.
-* :func:`train_step` adds an optimizer: ``(params, opt_state, x, y, *, key=None)
-  -> (params, opt_state, loss_value)``, for users who write their own loop.
-* :func:`fit` drives epochs of shuffled mini-batches, validation, metrics,
-  callbacks and a progress display; :func:`evaluate` and :func:`predict` run
-  a model over data in batches.
-
-A stateful model (one with batch norm; see :func:`nnfunc.is_stateful`) has
-its model state threaded through all of them, decided once when each is
-built from the model: ``value_and_grad`` gives ``f(params, model_state, x, y)
--> (loss, grads, new_model_state)``, ``train_step`` gives ``step(params,
-opt_state, model_state, x, y) -> (params, opt_state, model_state, loss)``,
-and ``fit``, ``evaluate`` and ``predict`` take ``model_state=`` (required for
-such a model, refused for a stateless one). Training steps run in training
-mode and return the updated state; evaluation and prediction run in
-inference mode with the state given.
-
-All randomness comes from the ``key`` given to ``fit``: epoch ``e`` shuffles
-with a key folded from ``(key, e)`` and step ``i`` of it draws dropout masks
-from a key folded from that, so the same key gives a bit-identical run, and a
-run resumed at epoch ``e`` (with the optimizer state saved there) continues
-exactly as the uninterrupted one would.
-"""
+"""The training loop: :func:`fit`."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,331 +21,30 @@ from nnfunc._validate import (
 )
 from nnfunc.callbacks import Callback, Decision, EpochInfo, as_callback
 from nnfunc.layer import (
-    Backward,
-    Forward,
     Layer,
-    apply_with_state,
-    forward_backward_of,
     is_stateful,
-    output_like,
-    vjp,
-    vjp_with_state,
 )
 from nnfunc.losses import Loss
 from nnfunc.optim.base import replace_params, state_params, update_fn
 from nnfunc.progress import Progress
-from nnfunc.typing import Array, Input, Key, PyTree
-
-__all__ = ["FitResult", "evaluate", "fit", "loss_value_and_grad", "predict", "train_step",
-           "value_and_grad"]
-
-ValueAndGrad = Callable[..., tuple[Any, ...]]
-Metric = Callable[[Any, Any], float]
-
-
-# -- gradients ----------------------------------------------------------------------------
-
-def _weights(component: str, sample_weight: Any, n: int, dtype: Any) -> Array:
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,):
-        raise fail(component, "sample_weight", f"must have shape ({n},), one per sample",
-                   f"shape {w.shape}")
-    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise fail(component, "sample_weight", "must be finite, >= 0, with a positive sum",
-                   f"min {w.min()}, sum {w.sum()}")
-    return w.astype(dtype)
-
-
-def loss_value_and_grad(loss: Loss, y_pred: Any, y_true: Any,
-                        sample_weight: Any = None) -> tuple[Any, Any]:
-    """The loss and ``dL/dy_pred``, fused when the loss allows, optionally weighted.
-
-    With weights ``w`` (one per sample) the loss is ``Σ_i w_i ℓ_i / Σ_i w_i``
-    over the per-sample losses ``ℓ_i``, and row ``i`` of the gradient is the
-    unweighted one times ``n w_i / Σ w`` (each row's gradient depends only on
-    its own sample).
-    """
-    if sample_weight is None:
-        if loss.value_and_grad is not None:
-            return loss.value_and_grad(y_pred, y_true)
-        return loss.apply(y_pred, y_true), loss.grad(y_pred, y_true)
-    if loss.per_sample is None:
-        raise type_fail(loss.name, "sample_weight", "needs a loss with per_sample losses",
-                        "a loss without per_sample")
-    n = y_pred.shape[0]
-    w = _weights(loss.name, sample_weight, n, y_pred.dtype)
-    per = loss.per_sample(y_pred, y_true)
-    total = w.sum()
-    grad = loss.grad(y_pred, y_true)
-    grad *= (w * (n / total)).reshape((n,) + (1,) * (grad.ndim - 1))
-    return y_pred.dtype.type((w * per).sum() / total), grad
-
-
-def value_and_grad(model: Layer, loss: Loss, *, train: bool = True) -> ValueAndGrad:
-    """The loss of ``model`` on a batch and its gradient with respect to the params.
-
-    Returns ``f(params, x, y, *, key=None, sample_weight=None) -> (value,
-    grads)`` where ``value = loss(model.apply(params, x, key=key,
-    train=train), y)`` and ``grads = ∂value/∂params``, with exactly the
-    structure, shapes and dtypes of ``params``. One forward pass records each
-    layer's pullback; one backward pass runs them in reverse (no forward runs
-    twice for built-in layers), and the input layer computes no ``dx``.
-    ``sample_weight`` (shape ``(n,)``) weights each sample's loss.
-
-    For a stateful model the function is ``f(params, model_state, x, y, *,
-    key=None, sample_weight=None) -> (value, grads, new_model_state)``: the
-    forward pass runs with ``state=model_state`` and the state it returns
-    (with ``train=True``, batch norm's updated running statistics) comes
-    back as the third value; the gradient is taken at fixed state.
-
-    Args:
-        model: the network, e.g. ``serial(dense(128), relu, dense(10))``.
-        loss: e.g. :data:`nnfunc.losses.softmax_cross_entropy`.
-        train: passed to every layer (dropout is active when true; it then
-            needs ``key``).
-
-    Raises:
-        TypeError: if ``model`` is not a layer or ``loss`` not a loss.
-
-    >>> import numpy as np
-    >>> from nnfunc import random
-    >>> from nnfunc.combinators import serial
-    >>> from nnfunc.layers import dense
-    >>> from nnfunc.activations import relu
-    >>> from nnfunc.losses import softmax_cross_entropy
-    >>> model = serial(dense(16), relu, dense(3))
-    >>> _, params = model.init(random.key(0), (4,))
-    >>> f = value_and_grad(model, softmax_cross_entropy)
-    >>> loss, grads = f(params, np.ones((8, 4), np.float32), np.zeros(8, np.int64))
-    >>> loss.dtype, grads[0].w.shape
-    (dtype('float32'), (4, 16))
-    """
-    _check_model_and_loss("value_and_grad", model, loss)
-    train = flag(train, "value_and_grad", "train")
-    own = workspace.Workspace()  # this function's arrays, reused once nobody holds them
-    if is_stateful(model):
-        def f_state(params: PyTree, model_state: PyTree, x: Input, y: Any, *,
-                    key: Key | None = None,
-                    sample_weight: Any = None) -> tuple[Any, Any, Any]:
-            token = workspace.enter(own)
-            try:
-                value, grads, _, new_state = _stateful_forward_backward(
-                    model, loss, train, params, model_state, x, y, key, sample_weight)
-            finally:
-                workspace.leave(token)
-            return value, grads, new_state
-
-        return f_state
-
-    def f(params: PyTree, x: Input, y: Any, *, key: Key | None = None,
-          sample_weight: Any = None) -> tuple[Any, Any]:
-        token = workspace.enter(own)
-        try:
-            value, grads, _ = _forward_backward(model, loss, train, params, x, y, key,
-                                                sample_weight, parts)
-        finally:
-            workspace.leave(token)
-        return value, grads
-
-    parts = forward_backward_of(model)
-    return f
-
-
-def _check_model_and_loss(component: str, model: Any, loss: Any) -> None:
-    if not isinstance(model, Layer):
-        raise type_fail(component, "model", "must be an nnfunc Layer", describe(model))
-    if not isinstance(loss, Loss):
-        raise type_fail(component, "loss", "must be an nnfunc Loss", describe(loss))
-
-
-def _forward_backward(model: Layer, loss: Loss, train: bool, params: PyTree, x: Input, y: Any,
-                      key: Key | None, sample_weight: Any,
-                      parts: tuple[Forward, Backward] | Literal[False] | None = False,
-                      ) -> tuple[Any, Any, Any]:
-    """``(value, grads, y_pred)``; ``parts`` is ``forward_backward_of(model)`` when the
-    caller has it (looked up here otherwise)."""
-    if parts is False:
-        parts = forward_backward_of(model)
-    if parts is not None and sample_weight is None and loss.value_and_grad is not None:
-        # a built-in model (the usual case, every step): what vjp, loss_value_and_grad and
-        # the pullback do, without their calls; the loss's dy checked as the pullback would
-        y_pred, res = parts[0](params, x, key, train)
-        value, dy = loss.value_and_grad(y_pred, y)
-        if not (type(dy) is np.ndarray and type(y_pred) is np.ndarray
-                and dy.shape == y_pred.shape and dy.dtype == y_pred.dtype):
-            output_like(model.name, dy, y_pred)
-        grads, _ = parts[1](params, res, dy, False)
-        return value, grads, y_pred
-    y_pred, pullback = vjp(model, params, x, key=key, train=train)
-    value, dy = loss_value_and_grad(loss, y_pred, y, sample_weight)
-    grads, _ = pullback(dy, False)
-    return value, grads, y_pred
-
-
-def _stateful_forward_backward(model: Layer, loss: Loss, train: bool, params: PyTree,
-                               state: PyTree, x: Input, y: Any, key: Key | None,
-                               sample_weight: Any) -> tuple[Any, Any, Any, Any]:
-    """``(value, grads, y_pred, new_state)`` of a stateful model: one forward, one backward."""
-    y_pred, new_state, pullback = vjp_with_state(model, params, x, state, key=key, train=train)
-    value, dy = loss_value_and_grad(loss, y_pred, y, sample_weight)
-    grads, _ = pullback(dy, False)
-    return value, grads, y_pred, new_state
-
-
-Step = Callable[..., tuple[Any, ...]]
-
-
-def _check_optimizer(component: str, optimizer: Any) -> None:
-    if not (callable(getattr(optimizer, "init", None))
-            and callable(getattr(optimizer, "update", None))):
-        raise type_fail(component, "optimizer", "must have init(params) and update(state, "
-                        "grads) (e.g. nnfunc.optim.adam(1e-3))", describe(optimizer))
-
-
-def train_step(model: Layer, loss: Loss, optimizer: Any, *, donate: bool = False) -> Step:
-    """One optimization step: gradients of the loss, then the optimizer's update.
-
-    Returns ``step(params, opt_state, x, y, *, key=None, sample_weight=None)
-    -> (params, opt_state, loss_value)``: ``loss_value`` is the loss at the
-    old params; ``opt_state`` comes from ``optimizer.init(params)``. Pure:
-    nothing passed in is modified.
-
-    With ``donate=True`` the step may instead write the new params and
-    state into the arrays of the ``params`` and ``opt_state`` it was given
-    (through the optimizer's ``update_in_place``; Adam and AdamW have one),
-    which saves a fresh copy of the whole state per step. Use it in a loop
-    that replaces both with the step's results and keeps no other reference
-    to them, as ``fit`` does; the results are the same as without it.
-
-    For a stateful model the step is ``step(params, opt_state, model_state,
-    x, y, *, key=None, sample_weight=None) -> (params, opt_state,
-    model_state, loss_value)``, the new model state from the training-mode
-    forward pass (never donated: it is a fresh tree each step).
-
-    >>> import numpy as np
-    >>> from nnfunc import random, optim
-    >>> from nnfunc.layers import dense
-    >>> from nnfunc.losses import mse
-    >>> model, opt = dense(1), optim.sgd(0.1)
-    >>> _, params = model.init(random.key(0), (2,))
-    >>> step = train_step(model, mse, opt)
-    >>> x, y = np.ones((4, 2), np.float32), np.ones((4, 1), np.float32)
-    >>> params, state, first = step(params, opt.init(params), x, y)
-    >>> params, state, second = step(params, state, x, y)
-    >>> bool(second < first)
-    True
-    """
-    _check_model_and_loss("train_step", model, loss)
-    _check_optimizer("train_step", optimizer)
-    update = update_fn(optimizer, flag(donate, "train_step", "donate"))
-    own = workspace.Workspace()  # the step's arrays, reused once nobody holds them
-    if is_stateful(model):
-        def stateful_step(params: PyTree, opt_state: PyTree, model_state: PyTree, x: Input,
-                          y: Any, *, key: Key | None = None,
-                          sample_weight: Any = None) -> tuple[Any, Any, Any, Any]:
-            token = workspace.enter(own)
-            try:
-                value, grads, _, model_state = _stateful_forward_backward(
-                    model, loss, True, params, model_state, x, y, key, sample_weight)
-                opt_state, params = update(opt_state, grads)
-            finally:
-                workspace.leave(token)
-            return params, opt_state, model_state, value
-
-        return stateful_step
-
-    def step(params: PyTree, opt_state: PyTree, x: Input, y: Any, *, key: Key | None = None,
-             sample_weight: Any = None) -> tuple[Any, Any, Any]:
-        token = workspace.enter(own)
-        try:
-            value, grads, _ = _forward_backward(model, loss, True, params, x, y, key,
-                                                sample_weight, parts)
-            opt_state, params = update(opt_state, grads)
-        finally:
-            workspace.leave(token)
-        return params, opt_state, value
-
-    parts = forward_backward_of(model)
-    return step
-
-
-# -- batched inference --------------------------------------------------------------------
-
-def _num_samples(component: str, arg: str, x: Any) -> int:
-    leaves = tree.leaves(x)
-    if not leaves or not all(isinstance(a, np.ndarray) and a.ndim >= 1 for a in leaves):
-        raise type_fail(component, arg, "must be an array (or tuple of arrays) with a batch "
-                        "axis", describe(x))
-    n = leaves[0].shape[0]
-    if any(a.shape[0] != n for a in leaves):
-        raise fail(component, arg, "arrays must all have the same number of samples",
-                   [a.shape[0] for a in leaves])
-    return int(n)
-
-
-def _take(x: Any, idx: Any) -> Any:
-    return tree.map(lambda a: a[idx], x)
-
-
-def _model_state(component: str, model: Layer, model_state: Any) -> Any:
-    """The state to thread: ``model_state`` for a stateful model (required), ``()`` else."""
-    if is_stateful(model):
-        if model_state is None:
-            raise type_fail(component, "model_state", f"is required for the stateful model "
-                            f"{model.name} (from model.init_with_state, or a FitResult)",
-                            "None")
-        return model_state
-    if model_state is not None:
-        raise type_fail(component, "model_state", f"must be None for the stateless model "
-                        f"{model.name}", describe(model_state))
-    return ()
-
-
-def _infer(model: Layer, params: PyTree, x: Input, state: Any) -> Any:
-    return apply_with_state(model, params, x, state, train=False)[0]
-
-
-def predict(model: Layer, params: PyTree, x: Input, *, batch_size: int = 256,
-            model_state: Any = None) -> Any:
-    """``model.apply(params, x)`` in inference mode, ``batch_size`` rows at a time.
-
-    Returns the outputs concatenated along the batch axis (a tuple of arrays
-    for a multi-output model). A stateful model needs its ``model_state``
-    (inference reads it and leaves it as it is).
-    """
-    n = _num_samples("predict", "x", x)
-    bs = positive_int(batch_size, "predict", "batch_size")
-    state = _model_state("predict", model, model_state)
-    outs = [_infer(model, params, _take(x, slice(i, i + bs)), state)
-            for i in range(0, n, bs)]
-    if not outs:
-        raise fail("predict", "x", "must hold at least one sample", "0 samples")
-    return tree.map(lambda *parts: np.concatenate(parts, axis=0), outs[0], *outs[1:])
-
-
-def _metric_name(metric: Metric) -> str:
-    return str(getattr(metric, "name", None) or getattr(metric, "__name__", "metric"))
-
-
-def evaluate(model: Layer, loss: Loss, params: PyTree, x: Input, y: Any, *,
-             batch_size: int = 256, metrics: Sequence[Metric] = (),
-             model_state: Any = None) -> dict[str, float]:
-    """The loss (and each metric) of ``model`` over all of ``(x, y)``, in inference mode.
-
-    The loss is the mean over all samples (exactly what one batch of all the
-    data would give); metrics are computed on the concatenated predictions.
-    Returns ``{"loss": ..., "<metric name>": ...}``. A stateful model needs
-    its ``model_state``.
-    """
-    _check_model_and_loss("evaluate", model, loss)
-    _model_state("evaluate", model, model_state)
-    _check_metrics("evaluate", metrics)
-    y_pred = predict(model, params, x, batch_size=batch_size, model_state=model_state)
-    results = {"loss": float(loss.apply(y_pred, y))}
-    for m in metrics:
-        results[_metric_name(m)] = float(m(y_pred, y))
-    return results
-
+from nnfunc.train._grad import (
+    Metric,
+    _check_model_and_loss,
+    _check_optimizer,
+    _forward_backward,
+    _stateful_forward_backward,
+    _weights,
+)
+from nnfunc.train._infer import (
+    _check_metrics,
+    _infer,
+    _metric_name,
+    _model_state,
+    _num_samples,
+    _take,
+    evaluate,
+)
+from nnfunc.typing import Array, Key, PyTree
 
 # -- fit ----------------------------------------------------------------------------------
 
@@ -469,16 +143,6 @@ def _input_arrays(component: str, arg: str, x: Any) -> None:
         raise type_fail(component, f"{arg} (x)", "must be a NumPy array or a tuple of arrays "
                         "(convert it with np.asarray(x, np.float32))",
                         f"list of length {len(x)}" if isinstance(x, list) else describe(x))
-
-
-def _check_metrics(component: str, metrics: Any) -> None:
-    if callable(metrics) or not isinstance(metrics, (list, tuple)):
-        raise type_fail(component, "metrics", "must be a list of callables (e.g. "
-                        "[nnfunc.metrics.accuracy])", describe(metrics))
-    for i, m in enumerate(metrics):
-        if not callable(m):
-            raise type_fail(component, f"metrics[{i}]", "must be a callable (y_pred, y_true) -> "
-                            "float such as nnfunc.metrics.accuracy", describe(m))
 
 
 def _classes(model: Layer, params: PyTree, x: Any) -> int:
