@@ -18,7 +18,7 @@ gradient transforms in front with :func:`chain`.
 from __future__ import annotations
 
 from nnfunc.optim import schedules
-from nnfunc.optim.adam import AdamSlots, adam, adamw
+from nnfunc.optim._adam import AdamSlots, adam, adamw
 from nnfunc.optim.base import (
     Optimizer,
     OptState,

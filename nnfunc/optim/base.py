@@ -287,8 +287,8 @@ def pair_leaves(component: str, params: PyTree, grads: PyTree) -> tuple[list[Arr
 
 def same_shapes(ps: list[Array], gs: list[Array]) -> bool:
     """Whether each grad has its param's shape and dtype (the leaves paired)."""
-    for p, g in zip(ps, gs):  # noqa: SIM110 (a loop: this runs every step)
-        if g.shape != p.shape or g.dtype != p.dtype:
+    for p, g in zip(ps, gs):
+        if g.shape != p.shape or (g.dtype is not p.dtype and g.dtype != p.dtype):
             return False
     return True
 

@@ -1,5 +1,5 @@
 """The optimizers: the formula sheet's six, with its errata, and their common variants
-(Adam and AdamW in :mod:`nnfunc.optim.adam`).
+(Adam and AdamW in :mod:`nnfunc.optim._adam`, whose names :mod:`nnfunc.optim` exports).
 
 Each factory returns an :class:`~nnfunc.optim.base.Optimizer` whose state is
 an :class:`~nnfunc.optim.base.OptState` with the rule's slots. Notation:

@@ -41,8 +41,8 @@ float32) streams through cache once instead of once per arithmetic op."""
 
 
 class _AdamScalars(NamedTuple):
-    """The step's constants: Python floats from :func:`_adam_scalars`, then, for
-    the kernel, 0-d arrays of the leaves' dtype (:func:`_typed`)."""
+    """The step's constants (:func:`_adam_scalars`): Python floats, or, for the
+    kernel, 0-d arrays of the leaves' dtype (:func:`_typed`)."""
 
     b1: Any
     c1: Any  # 1 - β₁
@@ -54,11 +54,17 @@ class _AdamScalars(NamedTuple):
 
 
 def _adam_scalars(b1: float, b2: float, eta: float, eps: float, weight_decay: float,
-                  t: int) -> _AdamScalars:
-    """The constants of step ``t`` (counted from 1), as Python floats."""
+                  t: int, dtype: np.dtype[Any] | None = None) -> _AdamScalars:
+    """The constants of step ``t`` (counted from 1): Python floats, or, given the
+    leaves' ``dtype``, at once what :func:`_typed` makes of them."""
     bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-    return _AdamScalars(b1, 1 - b1, b2, 1 - b2, eta * math.sqrt(bc2) / bc1, eps * math.sqrt(bc2),
-                        1 - eta * weight_decay)
+    root = math.sqrt(bc2)
+    if dtype is None:
+        return _AdamScalars(b1, 1 - b1, b2, 1 - b2, eta * root / bc1, eps * root,
+                            1 - eta * weight_decay)
+    beta1, c1, beta2, c2 = _betas(b1, b2, dtype)
+    return _AdamScalars(beta1, c1, beta2, c2, np.array(eta * root / bc1, dtype),
+                        np.array(eps * root, dtype), 1 - eta * weight_decay)
 
 
 @lru_cache(maxsize=64)
@@ -202,7 +208,8 @@ def _run(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
     the flat buffers ``wholes``: one chunk for a small model whose params, ``m``
     and ``v`` are all arenas, else run by run, chunk by chunk."""
     size, dtype = wholes[0].size, wholes[0].dtype
-    k = _typed(k, dtype)
+    if type(k.lr_hat) is not np.ndarray:
+        k = _typed(k, dtype)
     flat_p, flat_m, flat_v = inputs
     if flat_p is not None and flat_m is not None and flat_v is not None and size <= _CHUNK:
         # every step after the first: three arenas read, a small model's update in one chunk
@@ -294,11 +301,11 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
 
     def step(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float, t: int,
              in_place: bool) -> tuple[Leaves, list[Leaves]]:
-        k = _adam_scalars(beta1, beta2, eta, e, wd, t)
         ms, vs = slots[0], slots[1]
         last = returned[0]
         if last is not None and last[0] is ps and last[1] is ms and last[2] is vs:
             known, shapes = last[3], last[4]
+            k = _adam_scalars(beta1, beta2, eta, e, wd, t, known[0].dtype)
             if not in_place:  # a steady pure loop: three fresh arenas, one group
                 (p2, new_p), (m2, new_m), (v2, new_v) = _arena.allocate_together(
                     shapes, known[0].dtype, 3)
@@ -309,6 +316,7 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
                 _run(k, ps, gs, ms, vs, known, known)  # a steady donated loop: overwritten
                 return ps, [ms, vs]
             # a leaf made read-only, or grads in the state: recognised afresh below
+        k = _adam_scalars(beta1, beta2, eta, e, wd, t)
         new_p, new_m, new_v, flats = _adam_leaves(k, ps, gs, ms, vs, in_place)
         returned[0] = (None if flats is None else
                        (new_p, new_m, new_v, flats, tuple([p.shape for p in new_p])))
