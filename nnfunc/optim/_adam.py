@@ -13,7 +13,7 @@ arenas without recognising them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
@@ -41,27 +41,34 @@ float32) streams through cache once instead of once per arithmetic op."""
 
 
 class _AdamScalars(NamedTuple):
-    """The step's constants (:func:`_adam_scalars`): Python floats, or, for the
-    kernel, 0-d arrays of the leaves' dtype (:func:`_typed`)."""
+    """One step's constants for the kernel, in the leaves' dtype (see :func:`_adam_scalars`)."""
 
-    b1: Any
-    c1: Any  # 1 - β₁
-    b2: Any
-    c2: Any  # 1 - β₂
-    lr_hat: Any  # η √(1-β₂ᵗ) / (1-β₁ᵗ)
-    eps_hat: Any  # ε √(1-β₂ᵗ)
+    b1: Array
+    c1: Array  # 1 - β₁
+    b2: Array
+    c2: Array  # 1 - β₂
+    lr_hat: Array  # η √(1-β₂ᵗ) / (1-β₁ᵗ)
+    eps_hat: Array  # ε √(1-β₂ᵗ)
     decay: float  # 1 - η λ (AdamW), 1 for Adam (a Python float: the kernel tests it)
 
 
+Scalars = Callable[[np.dtype[Any]], _AdamScalars]
+"""A step's constants given the leaves' dtype: ``partial(_adam_scalars, ..., t)``."""
+
+
 def _adam_scalars(b1: float, b2: float, eta: float, eps: float, weight_decay: float,
-                  t: int, dtype: np.dtype[Any] | None = None) -> _AdamScalars:
-    """The constants of step ``t`` (counted from 1): Python floats, or, given the
-    leaves' ``dtype``, at once what :func:`_typed` makes of them."""
+                  t: int, dtype: np.dtype[Any]) -> _AdamScalars:
+    """The constants of step ``t`` (counted from 1) as 0-d arrays of ``dtype``
+    (β₁, β₂ and their complements made once, the two bias-corrected ones per step).
+
+    A 0-d array operand of the array's dtype gives the very numbers a Python
+    float does (NumPy applies the float in the array's dtype), but a ufunc takes
+    it about 0.9 µs faster per call, which is most of the cost of a small
+    model's kernel: on a 2,410-element float32 vector a multiply by a Python
+    float took 2.3 µs, by a 0-d array 1.4 µs.
+    """
     bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
     root = math.sqrt(bc2)
-    if dtype is None:
-        return _AdamScalars(b1, 1 - b1, b2, 1 - b2, eta * root / bc1, eps * root,
-                            1 - eta * weight_decay)
     beta1, c1, beta2, c2 = _betas(b1, b2, dtype)
     return _AdamScalars(beta1, c1, beta2, c2, np.array(eta * root / bc1, dtype),
                         np.array(eps * root, dtype), 1 - eta * weight_decay)
@@ -76,21 +83,6 @@ def _betas(b1: float, b2: float, dtype: np.dtype[Any]) -> tuple[Array, Array, Ar
         a.flags.writeable = False
         out.append(a)
     return out[0], out[1], out[2], out[3]
-
-
-def _typed(k: _AdamScalars, dtype: np.dtype[Any]) -> _AdamScalars:
-    """``k``'s constants as 0-d arrays of ``dtype`` (β₁, β₂ and their complements
-    made once, the two bias-corrected ones per step).
-
-    A 0-d array operand of the array's dtype gives the very numbers a Python
-    float does (NumPy applies the float in the array's dtype), but a ufunc takes
-    it about 0.9 µs faster per call, which is most of the cost of a small
-    model's kernel: on a 2,410-element float32 vector a multiply by a Python
-    float took 2.3 µs, by a 0-d array 1.4 µs.
-    """
-    b1, c1, b2, c2 = _betas(k.b1, k.b2, dtype)
-    return _AdamScalars(b1, c1, b2, c2, np.array(k.lr_hat, dtype), np.array(k.eps_hat, dtype),
-                        k.decay)
 
 
 def _adam_chunk(k: _AdamScalars, p: Array, g: Array | _Pieces, m: Array, v: Array, p2: Array,
@@ -150,7 +142,7 @@ def _pieces(gs: Leaves) -> _Pieces:
 Flats = tuple[Array, Array, Array]
 
 
-def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
+def _adam_leaves(scalars: Scalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
                  in_place: bool = False) -> tuple[Leaves, Leaves, Leaves, Flats | None]:
     """The fused Adam update of every leaf, on the leaves laid end to end.
 
@@ -164,7 +156,7 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
     from the second step on, donated or not, the update is one pass over
     flat buffers. Other leaves are read where they lie (small ones
     concatenated), grads likewise. Leaves of several dtypes are updated per
-    dtype.
+    dtype, each with the constants ``scalars(dtype)``.
 
     Returns the new leaf lists and their flat buffers (``None`` for leaves of
     several dtypes). (Given back the lists it returned, the next update
@@ -175,7 +167,7 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
     dtype = ps[0].dtype
     for p in ps:
         if p.dtype != dtype:
-            return (*_per_dtype(k, ps, gs, ms, vs, in_place), None)
+            return (*_per_dtype(scalars, ps, gs, ms, vs, in_place), None)
     sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
                                           _arena.arena_of(vs))
     reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
@@ -197,7 +189,7 @@ def _adam_leaves(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves
             wholes.append(whole)
             results.append(views)
     flats = (wholes[0], wholes[1], wholes[2])
-    _run(k, ps, gs, ms, vs, inputs, flats)
+    _run(scalars(dtype), ps, gs, ms, vs, inputs, flats)
     return results[0], results[1], results[2], flats
 
 
@@ -208,8 +200,6 @@ def _run(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
     the flat buffers ``wholes``: one chunk for a small model whose params, ``m``
     and ``v`` are all arenas, else run by run, chunk by chunk."""
     size, dtype = wholes[0].size, wholes[0].dtype
-    if type(k.lr_hat) is not np.ndarray:
-        k = _typed(k, dtype)
     flat_p, flat_m, flat_v = inputs
     if flat_p is not None and flat_m is not None and flat_v is not None and size <= _CHUNK:
         # every step after the first: three arenas read, a small model's update in one chunk
@@ -271,7 +261,7 @@ def _writeable(*kinds: Leaves) -> bool:
     return True
 
 
-def _per_dtype(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
+def _per_dtype(scalars: Scalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
                in_place: bool) -> tuple[Leaves, Leaves, Leaves]:
     """:func:`_adam_leaves` over each dtype's leaves (each gets its own arenas)."""
     results: tuple[Leaves, Leaves, Leaves] = ([], [], [])
@@ -280,7 +270,7 @@ def _per_dtype(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
     for dtype in {p.dtype for p in ps}:
         idx = [i for i, p in enumerate(ps) if p.dtype == dtype]
         p, g, m, v = ([a[i] for i in idx] for a in (ps, gs, ms, vs))
-        part = _adam_leaves(k, p, g, m, v, in_place)[:3]
+        part = _adam_leaves(scalars, p, g, m, v, in_place)[:3]
         for r, new in zip(results, part):
             for i, a in zip(idx, new):
                 r[i] = a
@@ -316,8 +306,8 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
                 _run(k, ps, gs, ms, vs, known, known)  # a steady donated loop: overwritten
                 return ps, [ms, vs]
             # a leaf made read-only, or grads in the state: recognised afresh below
-        k = _adam_scalars(beta1, beta2, eta, e, wd, t)
-        new_p, new_m, new_v, flats = _adam_leaves(k, ps, gs, ms, vs, in_place)
+        new_p, new_m, new_v, flats = _adam_leaves(
+            partial(_adam_scalars, beta1, beta2, eta, e, wd, t), ps, gs, ms, vs, in_place)
         returned[0] = (None if flats is None else
                        (new_p, new_m, new_v, flats, tuple([p.shape for p in new_p])))
         return new_p, [new_m, new_v]
