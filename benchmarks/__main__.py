@@ -65,7 +65,7 @@ def run_workload(w: Workload, dtype: npt.DTypeLike, repeats: int, *,
     """Time the floor, nnfunc, the hand-written step and (optionally) the peers on ``w``.
 
     All interleaved in this process; with ``fresh``, each also (and
-    ``nnfunc_tuned``, only) in a fresh process of its own against a floor
+    ``nnfunc_tuned`` and ``nnfunc_numpy``, only) in a fresh process of its own against a floor
     timed there. Returns the workload's JSON record: per contender the median
     ms (throughput over blocks of consecutive steps), the per-repeat ms, the
     paired ratio to the floor and overhead above it, their spread, the
@@ -85,7 +85,8 @@ def run_workload(w: Workload, dtype: npt.DTypeLike, repeats: int, *,
     contenders = {n: {**_record(ts, times["floor"]), **built[n].info} for n, ts in times.items()}
     del built, times  # this process's arrays go before the fresh ones start
     if fresh:
-        for name in [n for n in names if n in contenders and n != "floor"] + ["nnfunc_tuned"]:
+        for name in [n for n in names if n in contenders and n != "floor"] + ["nnfunc_tuned",
+                                                                            "nnfunc_numpy"]:
             own = time_fresh(name, w, dtype, repeats, block)
             fresh_record = _record(own[name], own["floor"])
             contenders.setdefault(name, {"dtype": np.dtype(dtype).name})["fresh"] = fresh_record

@@ -7,12 +7,15 @@ over to the next. So the benchmark also times each contender in a fresh
 interpreter of its own, against a floor timed in that same interpreter
 (paired within each repeat there too): what a user's training script sees.
 ``nnfunc_tuned`` exists only that way, since the setting it applies would
-change every other contender in the process.
+change every other contender in the process; so does ``nnfunc_numpy``, the
+default step with Adam's NumPy kernel in place of the compiled loop (what a
+user without the ``fast`` extra runs; ``NNFUNC_NUMBA=0``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,7 +43,8 @@ class Contender(NamedTuple):
 
 def make_contender(name: str, w: Workload, dtype: npt.DTypeLike) -> Contender:
     """Build contender ``name`` (``floor``, ``nnfunc``, ``nnfunc_pure``,
-    ``nnfunc_tuned``, ``handwritten`` or a peer of :data:`benchmarks.peers.PEERS`).
+    ``nnfunc_tuned``, ``nnfunc_numpy``, ``handwritten`` or a peer of
+    :data:`benchmarks.peers.PEERS`).
 
     Raises:
         ImportError: a peer that is not installed.
@@ -49,11 +53,16 @@ def make_contender(name: str, w: Workload, dtype: npt.DTypeLike) -> Contender:
     dt = np.dtype(dtype).name
     if name == "floor":
         return Contender(make_floor(w, dtype).step, {"dtype": dt})
-    if name in ("nnfunc", "nnfunc_tuned", "nnfunc_pure"):
+    if name in ("nnfunc", "nnfunc_tuned", "nnfunc_pure", "nnfunc_numpy"):
         if name == "nnfunc_tuned":
             from nnfunc.allocator import tune
 
             tune()
+        if name == "nnfunc_numpy":  # only ever in a process of its own (see time_fresh)
+            from nnfunc.optim import _compiled
+
+            os.environ["NNFUNC_NUMBA"] = "0"
+            _compiled.kernels.cache_clear()
         nn = make_nnfunc_step(w, dtype, donate=name != "nnfunc_pure")
         return Contender(nn.run, {"dtype": dt, "via": nn.via})
     if name == "handwritten":

@@ -18,7 +18,10 @@ steps (see :mod:`benchmarks.timing`), with no allocator tuning. Columns:
   own floor (below 1.00x where XLA's products beat NumPy's BLAS calls);
 * ``hand`` — the hand-written in-place NumPy step (the practical bound);
 * secondary: ``tuned`` — nnfunc with ``nnfunc.allocator.tune()``, in its own
-  process; ``per-call`` — nnfunc's per-call median ratio.
+  process; ``numpy adam`` — nnfunc with Adam's NumPy kernel instead of the
+  compiled loop of the ``fast`` extra, in its own process (the header says
+  which one the other nnfunc columns ran); ``per-call`` — nnfunc's per-call
+  median ratio.
 
 Under the table, one line per workload lists the issue's bars (relative to
 JAX where JAX ran) and whether each holds — reported, never asserted.
@@ -89,9 +92,19 @@ def machine_info(dtype: str, repeats: int, allocator_tuned: bool = False) -> dic
         "dtype": dtype,
         "repeats": repeats,
         "allocator_tuned": allocator_tuned,
+        "adam_kernel": adam_kernel(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
+
+
+def adam_kernel() -> str:
+    """Which Adam update the nnfunc columns run: Numba's compiled loop or NumPy's kernel."""
+    from nnfunc.optim import _compiled
+
+    if _compiled.kernels() is None:
+        return "NumPy kernel (no Numba, or NNFUNC_NUMBA=0)"
+    return f"compiled loop (numba {import_module('numba').__version__})"
 
 
 def header(info: dict[str, Any]) -> str:
@@ -101,7 +114,8 @@ def header(info: dict[str, Any]) -> str:
     return (f"{info['cpu']}, {info['cpu_count']} cores; Python {info['python']}; "
             f"NumPy {info['numpy']} ({blas_summary(info['blas'])}); {info['date']}{busy}\n"
             f"{info['dtype']}; {info['repeats']} interleaved repeats; default allocator "
-            "(throughput over blocks of consecutive steps)")
+            "(throughput over blocks of consecutive steps); "
+            f"Adam: {info.get('adam_kernel', 'unknown')}")
 
 
 def checks(w: Workload, c: dict[str, Any]) -> dict[str, bool]:
@@ -151,7 +165,7 @@ def table(results: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
     """The fixed-width result table, one row per workload, the bars and notes under it."""
     heads = ["workload", "floor ms", "nnfunc ms", "x floor", "own proc", "pure",
              "pure/donated", "jax", "jax products", "torch", "sklearn", "hand", "tuned",
-             "per-call"]
+             "numpy adam", "per-call"]
     rows: list[list[str]] = []
     notes: list[str] = []
     for r in results:
@@ -159,6 +173,7 @@ def table(results: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
         c = r["contenders"]
         nn = c["nnfunc"]
         tuned = c.get("nnfunc_tuned", {}).get("fresh")
+        numpy_adam = c.get("nnfunc_numpy", {}).get("fresh")
         rows.append([
             w.name,
             f"{c['floor']['ms']:.3f}",
@@ -173,6 +188,7 @@ def table(results: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
             _cell(w, c.get("sklearn")),
             _cell(w, c.get("handwritten")),
             _cell(w, tuned),
+            _cell(w, numpy_adam),
             f"{nn['per_call_ratio']:.2f}x",
         ])
         verdicts = ", ".join(f"{k} {'yes' if ok else 'NO'}" for k, ok in r["checks"].items())

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nnfunc._validate import finite_float
-from nnfunc.optim import _arena
+from nnfunc.optim import _arena, _compiled
 from nnfunc.optim.base import LearningRate, Optimizer, decay_rate, positive
 from nnfunc.optim.optimizers import Leaves, _rule
 from nnfunc.typing import Array, PyTree, Shape
@@ -50,6 +50,7 @@ class _AdamScalars(NamedTuple):
     lr_hat: Array  # η √(1-β₂ᵗ) / (1-β₁ᵗ)
     eps_hat: Array  # ε √(1-β₂ᵗ)
     decay: float  # 1 - η λ (AdamW), 1 for Adam (a Python float: the kernel tests it)
+    packed: Array  # all seven in one vector, for the compiled loop (see _compiled)
 
 
 Scalars = Callable[[np.dtype[Any]], _AdamScalars]
@@ -70,8 +71,9 @@ def _adam_scalars(b1: float, b2: float, eta: float, eps: float, weight_decay: fl
     bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
     root = math.sqrt(bc2)
     beta1, c1, beta2, c2 = _betas(b1, b2, dtype)
-    return _AdamScalars(beta1, c1, beta2, c2, np.array(eta * root / bc1, dtype),
-                        np.array(eps * root, dtype), 1 - eta * weight_decay)
+    lr_hat, eps_hat, decay = eta * root / bc1, eps * root, 1 - eta * weight_decay
+    return _AdamScalars(beta1, c1, beta2, c2, np.array(lr_hat, dtype), np.array(eps_hat, dtype),
+                        decay, np.array((b1, 1 - b1, b2, 1 - b2, lr_hat, eps_hat, decay), dtype))
 
 
 @lru_cache(maxsize=64)
@@ -198,31 +200,67 @@ def _run(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
          wholes: tuple[Array, Array, Array]) -> None:
     """The kernel from the leaves (or their arenas' flat buffers ``inputs``) into
     the flat buffers ``wholes``: one chunk for a small model whose params, ``m``
-    and ``v`` are all arenas, else run by run, chunk by chunk."""
+    and ``v`` are all arenas, else run by run, chunk by chunk; or, with Numba
+    (:mod:`~nnfunc.optim._compiled`), one compiled loop per run."""
     size, dtype = wholes[0].size, wholes[0].dtype
     flat_p, flat_m, flat_v = inputs
-    if flat_p is not None and flat_m is not None and flat_v is not None and size <= _CHUNK:
+    compiled = _compiled.kernels() if dtype in _compiled.DTYPES else None
+    in_place = wholes[0] is flat_p and wholes[1] is flat_m and wholes[2] is flat_v
+    if flat_p is not None and flat_m is not None and flat_v is not None and (
+            size <= _CHUNK or compiled is not None):
         # every step after the first: three arenas read, a small model's update in one chunk
         # (with no leaf of _GROUP_MAX elements, the grads' one copy is cheaper than pieces)
         g = np.concatenate(gs, axis=None) if size < _GROUP_MAX else _pieces(gs)
-        _adam_chunk(k, flat_p, g, flat_m, flat_v, wholes[0], wholes[1], wholes[2],
-                    _arena.empty(size, dtype))
+        if compiled is not None:
+            _loop(compiled, in_place, k.packed, flat_p, g, flat_m, flat_v, *wholes)
+        else:
+            _adam_chunk(k, flat_p, g, flat_m, flat_v, wholes[0], wholes[1], wholes[2],
+                        _arena.empty(size, dtype))
         return
     runs = _arena.segments(tuple([p.size for p in ps]), _GROUP_MAX)
+    p2, m2, v2 = wholes
+    if compiled is not None:
+        for run in runs:
+            lo, hi = run[2], run[3]
+            _loop(compiled, in_place, k.packed, *_gathered(run, ps, gs, ms, vs, inputs),
+                  p2[lo:hi], m2[lo:hi], v2[lo:hi])
+        return
     longest = 0
     for _, _, lo, hi in runs:
         longest = max(longest, hi - lo)
     tmp = _arena.empty(min(_CHUNK, longest), dtype)
-    p2, m2, v2 = wholes
     for run in runs:
-        _, _, lo, hi = run
-        p, g = _arena.gather(ps, run, inputs[0]), _arena.gather(gs, run, None)
-        m, v = _arena.gather(ms, run, inputs[1]), _arena.gather(vs, run, inputs[2])
+        lo, hi = run[2], run[3]
+        p, g, m, v = _gathered(run, ps, gs, ms, vs, inputs)
         for c in range(0, hi - lo, _CHUNK):
             end = min(c + _CHUNK, hi - lo)
             s = slice(c, end)
             _adam_chunk(k, p[s], g[s], m[s], v[s], p2[lo + c:lo + end], m2[lo + c:lo + end],
                         v2[lo + c:lo + end], tmp[:end - c])
+
+
+def _gathered(run: tuple[int, int, int, int], ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
+              inputs: tuple[Array | None, Array | None, Array | None]
+              ) -> tuple[Array, Array, Array, Array]:
+    """Run ``run`` of the params, grads, ``m`` and ``v`` as 1-D arrays (:func:`_arena.gather`)."""
+    return (_arena.gather(ps, run, inputs[0]), _arena.gather(gs, run, None),
+            _arena.gather(ms, run, inputs[1]), _arena.gather(vs, run, inputs[2]))
+
+
+def _loop(compiled: _compiled.Kernels, in_place: bool, k: Array, p: Array, g: Array | _Pieces,
+          m: Array, v: Array, p2: Array, m2: Array, v2: Array) -> None:
+    """:func:`_adam_chunk`'s update by a compiled loop, over all of ``p`` at
+    once (or piece by piece of ``g``): ``in_place`` when ``p2, m2, v2`` are
+    ``p, m, v`` themselves. (Where only some of them are, ``into`` is still
+    right: it reads every input of an element before it writes any output.)"""
+    if isinstance(g, list):
+        for lo, hi, a in g:
+            _loop(compiled, in_place, k, p[lo:hi], a, m[lo:hi], v[lo:hi], p2[lo:hi],
+                  m2[lo:hi], v2[lo:hi])
+    elif in_place:
+        compiled.in_place(p, g, m, v, k)
+    else:
+        compiled.into(p, g, m, v, p2, m2, v2, k)
 
 
 def _overwritable(arenas: tuple[Any, Any, Any], leaves: tuple[Leaves, Leaves, Leaves],

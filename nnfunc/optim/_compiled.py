@@ -1,0 +1,121 @@
+"""Adam's update as one compiled loop, when Numba is installed (the ``fast`` extra).
+
+NumPy applies one operation per call, so :func:`nnfunc.optim._adam._adam_chunk`
+makes a dozen passes over every chunk: its two square roots and divisions
+are cheap beside the ten multiplies and adds that each stream the chunk
+through cache again. Numba compiles the whole rule into one loop that reads
+``p, g, m, v`` once and writes the new ``p, m, v`` once. For element ``i``,
+with the step's constants ``k = (β₁, 1-β₁, β₂, 1-β₂, lr_hat, eps_hat, decay)``
+in the leaves' dtype::
+
+    m' = m·β₁ + g·(1-β₁)
+    v' = v·β₂ + (g·g)·(1-β₂)
+    p' = p·decay - (m' / (√v' + eps_hat))·lr_hat       (no ``p·decay`` when decay = 1)
+
+which are the NumPy kernel's operations in its order, each rounded to the
+dtype: Numba without ``fastmath`` neither fuses a multiply into an add nor
+reorders, and its square root and division are IEEE's, so both kernels give
+the same bits (``tests/test_optim_compiled.py`` checks it).
+
+Numba is imported, and the loops compiled (or read back from Numba's
+on-disk cache), the first time an update runs — never by ``import nnfunc``.
+Without Numba, or with the environment variable ``NNFUNC_NUMBA=0``, Adam
+keeps to NumPy. Only float32 and float64 leaves are compiled for; others
+take NumPy's path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from nnfunc.typing import Array
+
+__all__ = ["DTYPES", "Kernels", "kernels"]
+
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+"""The dtypes the loops are compiled for (native byte order)."""
+
+
+def _in_place(p: Array, g: Array, m: Array, v: Array, k: Array) -> None:  # pragma: no cover
+    # compiled by Numba (see kernels); read p, g, m, v at i, then write p, m, v at i
+    b1, c1, b2, c2, lr, eps, decay = k[0], k[1], k[2], k[3], k[4], k[5], k[6]
+    if decay == 1:
+        for i in range(p.shape[0]):
+            gi = g[i]
+            mi = m[i] * b1 + gi * c1
+            vi = v[i] * b2 + (gi * gi) * c2
+            m[i] = mi
+            v[i] = vi
+            p[i] = p[i] - (mi / (np.sqrt(vi) + eps)) * lr
+    else:
+        for i in range(p.shape[0]):
+            gi = g[i]
+            mi = m[i] * b1 + gi * c1
+            vi = v[i] * b2 + (gi * gi) * c2
+            m[i] = mi
+            v[i] = vi
+            p[i] = p[i] * decay - (mi / (np.sqrt(vi) + eps)) * lr
+
+
+def _into(p: Array, g: Array, m: Array, v: Array, p2: Array, m2: Array, v2: Array,
+          k: Array) -> None:  # pragma: no cover
+    # compiled by Numba (see kernels); the same rule into other buffers
+    b1, c1, b2, c2, lr, eps, decay = k[0], k[1], k[2], k[3], k[4], k[5], k[6]
+    if decay == 1:
+        for i in range(p.shape[0]):
+            gi, pi = g[i], p[i]
+            mi = m[i] * b1 + gi * c1
+            vi = v[i] * b2 + (gi * gi) * c2
+            m2[i] = mi
+            v2[i] = vi
+            p2[i] = pi - (mi / (np.sqrt(vi) + eps)) * lr
+    else:
+        for i in range(p.shape[0]):
+            gi, pi = g[i], p[i]
+            mi = m[i] * b1 + gi * c1
+            vi = v[i] * b2 + (gi * gi) * c2
+            m2[i] = mi
+            v2[i] = vi
+            p2[i] = pi * decay - (mi / (np.sqrt(vi) + eps)) * lr
+
+
+class Kernels(NamedTuple):
+    """The compiled loops.
+
+    ``in_place(p, g, m, v, k)`` overwrites ``p, m, v``; ``into(p, g, m, v,
+    p2, m2, v2, k)`` writes the new values into ``p2, m2, v2``. All arrays
+    are 1-D, C-contiguous, of one dtype in :data:`DTYPES` and one length;
+    ``k`` holds the seven constants in that dtype (see the module docstring).
+    Two loops rather than one: for a loop whose outputs may be its inputs the
+    compiler must check for overlap at run time, finds it, and gives up
+    vectorising, so the in-place update has a loop of its own.
+    """
+
+    in_place: Callable[[Array, Array, Array, Array, Array], None]
+    into: Callable[[Array, Array, Array, Array, Array, Array, Array, Array], None]
+
+
+@lru_cache(maxsize=1)
+def kernels() -> Kernels | None:
+    """The compiled loops, or ``None`` without Numba or with ``NNFUNC_NUMBA=0``.
+
+    Compiled lazily, for each combination of dtype and read-only inputs on
+    first use; ``cache=True`` keeps the machine code in Numba's cache
+    directory, so a later process loads it instead of compiling again.
+    ``error_model="numpy"``: a division by zero gives ``inf``/``nan`` as in
+    NumPy instead of a per-element check (which would stop vectorisation).
+    """
+    if os.environ.get("NNFUNC_NUMBA", "1").strip() == "0":
+        return None
+    try:
+        numba: Any = importlib.import_module("numba")
+    except ImportError:
+        return None
+    jit = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+    return Kernels(jit(_in_place), jit(_into))

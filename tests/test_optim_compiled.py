@@ -1,0 +1,166 @@
+"""Adam's compiled loop (nnfunc.optim._compiled, the ``fast`` extra) against its NumPy kernel.
+
+The two must give the same bits: the compiled loop is only a faster way of
+doing the NumPy kernel's float operations in the NumPy kernel's order. Numba
+is part of the test extra, so these tests always run where the suite runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nnfunc import optim, tree
+from nnfunc.optim import _adam, _compiled
+from nnfunc.optim.base import update_fn
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and bool(
+        np.array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}")))
+
+
+def test_numba_is_there_and_compiles() -> None:
+    # the test extra brings Numba: without it every other test here would compare NumPy to itself
+    assert _compiled.kernels() is not None
+
+
+floats = st.floats(-1e4, 1e4, allow_nan=False, width=32)
+
+
+@given(n=st.integers(0, 70), seed=st.integers(0, 2**32 - 1),
+       dtype=st.sampled_from(["float32", "float64"]),
+       b1=st.floats(0.0, 0.999), b2=st.floats(0.0, 0.9999), eta=st.floats(0.0, 1.0),
+       eps=st.floats(1e-12, 1.0), wd=st.sampled_from([0.0, 1e-4, 0.3]), t=st.integers(1, 10_000),
+       scale=st.sampled_from([1e-30, 1e-3, 1.0, 1e3, 1e19]))
+def test_the_compiled_loop_gives_the_numpy_kernels_bits(
+        n: int, seed: int, dtype: str, b1: float, b2: float, eta: float, eps: float, wd: float,
+        t: int, scale: float) -> None:
+    rng = np.random.default_rng(seed)
+    p, g, m = (rng.standard_normal(n) * s for s in (1.0, scale, scale))
+    v = (rng.standard_normal(n) * scale) ** 2
+    with np.errstate(over="ignore"):  # v beyond float32's range: inf
+        p, g, m, v = (a.astype(dtype) for a in (p, g, m, v))
+    if n:
+        g[0] = 0.0  # a zero gradient on zero moments: 0 / (0 + ε)
+        m[0] = v[0] = 0.0
+    k = _adam._adam_scalars(b1, b2, eta, eps, wd, t, np.dtype(dtype))
+    want = [np.empty_like(p) for _ in range(3)]
+    with np.errstate(all="ignore"):  # huge grads overflow g² to inf in both
+        _adam._adam_chunk(k, p, g, m, v, *want, np.empty_like(p))
+    kernels = _compiled.kernels()
+    assert kernels is not None
+    into = [np.empty_like(p) for _ in range(3)]
+    kernels.into(p, g, m, v, *into, k.packed)
+    in_place = [p.copy(), m.copy(), v.copy()]
+    kernels.in_place(in_place[0], g, in_place[1], in_place[2], k.packed)
+    for w, a, b in zip(want, into, in_place):
+        assert _same_bits(w, a)
+        assert _same_bits(w, b)
+
+
+def _leaves(dtype: str) -> dict[str, Any]:
+    # big leaves (read where they lie) beside small ones (concatenated), and a
+    # non-contiguous gradient leaf below
+    rng = np.random.default_rng(0)
+    return {"w": rng.standard_normal((200, 90)).astype(dtype),
+            "b": rng.standard_normal(90).astype(dtype),
+            "u": rng.standard_normal((150, 160)).astype(dtype),
+            "c": rng.standard_normal((3, 4)).astype(dtype)}
+
+
+def _train(make: Any, donate: bool, dtype: str, steps: int = 4) -> tuple[Any, Any]:
+    opt = make()
+    params = _leaves(dtype)
+    state = opt.init({k: a.copy() for k, a in params.items()} if donate else params)
+    update = update_fn(opt, donate)
+    for i in range(steps):
+        grads = {k: np.cos(a * (i + 1)).astype(dtype) for k, a in params.items()}
+        grads["u"] = np.asfortranarray(grads["u"])
+        state, new = update(state, grads)
+    return state, new
+
+
+OPTIMIZERS = [pytest.param(lambda: optim.adam(0.01), id="adam"),
+              pytest.param(lambda: optim.adamw(0.01, weight_decay=0.1), id="adamw")]
+
+
+@pytest.mark.parametrize("make", OPTIMIZERS)
+@pytest.mark.parametrize("donate", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_gives_the_same_bits_with_and_without_numba(
+        make: Any, donate: bool, dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = _train(make, donate, dtype)
+    with monkeypatch.context() as patch:
+        patch.setattr(_compiled, "kernels", lambda: None)
+        plain = _train(make, donate, dtype)
+    flat_a, flat_b = tree.leaves(compiled), tree.leaves(plain)
+    assert len(flat_a) == len(flat_b)
+    for a, b in zip(flat_a, flat_b):
+        assert _same_bits(np.asarray(a), np.asarray(b))
+
+
+def _recording(calls: list[str], inner: _compiled.Kernels | None) -> _compiled.Kernels:
+    def in_place(*args: Any) -> None:
+        calls.append("in_place")
+        if inner is None:
+            raise AssertionError("not to be compiled for")
+        inner.in_place(*args)
+
+    def into(*args: Any) -> None:
+        calls.append("into")
+        if inner is None:
+            raise AssertionError("not to be compiled for")
+        inner.into(*args)
+
+    return _compiled.Kernels(in_place, into)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_updates_go_through_the_compiled_loops(dtype: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # what the bit-for-bit comparison above compares: donated steps overwrite in
+    # place, pure ones write into fresh arenas
+    real = _compiled.kernels()
+    for donate, loop in ((True, "in_place"), (False, "into")):
+        calls: list[str] = []
+        with monkeypatch.context() as patch:
+            patch.setattr(_compiled, "kernels", lambda c=calls: _recording(c, real))
+            _train(OPTIMIZERS[0].values[0], donate, dtype, steps=3)
+        assert loop in calls
+
+
+def test_float16_is_not_compiled_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(_compiled, "kernels", lambda: _recording(calls, None))
+    with np.errstate(all="ignore"):  # float16's ε rounds to 0, and g² to 0 for small g
+        _, params = _train(OPTIMIZERS[0].values[0], True, "float16", steps=2)
+    assert params["w"].dtype == np.float16
+    assert calls == []
+
+
+def test_nnfunc_numba_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NNFUNC_NUMBA", "0")
+    _compiled.kernels.cache_clear()
+    try:
+        assert _compiled.kernels() is None
+    finally:
+        monkeypatch.delenv("NNFUNC_NUMBA")
+        _compiled.kernels.cache_clear()
+    assert _compiled.kernels() is not None
+
+
+def test_without_numba_adam_keeps_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
+    _compiled.kernels.cache_clear()
+    try:
+        assert _compiled.kernels() is None
+        _, params = _train(OPTIMIZERS[0].values[0], False, "float32", steps=2)
+        assert np.isfinite(params["w"]).all()
+    finally:
+        _compiled.kernels.cache_clear()
