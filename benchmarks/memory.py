@@ -23,7 +23,9 @@ from typing import Any
 from benchmarks.import_time import run_child
 
 _CHILD = """
-import json, resource
+import json, os, resource
+if {numpy_adam}:
+    os.environ["NNFUNC_NUMBA"] = "0"
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def hwm_mib():
@@ -61,14 +63,19 @@ def measure_memory(workload: str = "medium", steps: int = 20,
     """Peak RSS (MiB) of ``steps`` training steps of ``workload``: nnfunc vs NumPy's products.
 
     Returns ``{"workload", "steps", "allocator_tuned", "nnfunc": {"base_mib",
-    "peak_mib", "vm_hwm_mib"}, "numpy_floor": {...}}`` (``ru_maxrss`` after
-    the imports and at the end; ``VmHWM`` at the end, ``None`` off Linux).
+    "peak_mib", "vm_hwm_mib"}, "nnfunc_numpy_adam": {...}, "numpy_floor":
+    {...}}`` (``ru_maxrss`` after the imports and at the end; ``VmHWM`` at the
+    end, ``None`` off Linux). ``nnfunc_numpy_adam`` runs with
+    ``NNFUNC_NUMBA=0``: where Numba is installed, ``nnfunc``'s peak includes
+    the compiler Numba loads (LLVM, about 130 MiB), a cost per process that
+    does not grow with the model.
     ``tune`` applies ``nnfunc.allocator.tune()`` in the nnfunc child, as the
     timed run did.
     """
-    def child(use_nnfunc: bool) -> dict[str, Any]:
+    def child(use_nnfunc: bool, numpy_adam: bool = False) -> dict[str, Any]:
         return run_child(_CHILD.format(workload=workload, use_nnfunc=use_nnfunc,
-                                       tune=tune, steps=steps))
+                                       tune=tune, steps=steps, numpy_adam=numpy_adam))
 
     return {"workload": workload, "steps": steps, "allocator_tuned": tune,
-            "nnfunc": child(True), "numpy_floor": child(False)}
+            "nnfunc": child(True), "nnfunc_numpy_adam": child(True, True),
+            "numpy_floor": child(False)}

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from importlib import import_module
+from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +99,19 @@ def machine_info(dtype: str, repeats: int, allocator_tuned: bool = False) -> dic
 
 
 def adam_kernel() -> str:
-    """Which Adam update the nnfunc columns run: Numba's compiled loop or NumPy's kernel."""
+    """Which Adam update the nnfunc columns run: Numba's compiled loop or NumPy's kernel.
+
+    Told without importing Numba: this process's peak memory would carry over
+    into the children that measure memory (see :mod:`benchmarks.memory`).
+    """
     from nnfunc.optim import _compiled
 
-    if _compiled.kernels() is None:
-        return "NumPy kernel (no Numba, or NNFUNC_NUMBA=0)"
-    return f"compiled loop (numba {import_module('numba').__version__})"
+    if not _compiled.wanted():
+        return "NumPy kernel (NNFUNC_NUMBA=0)"
+    try:
+        return f"compiled loop (numba {metadata.version('numba')})"
+    except metadata.PackageNotFoundError:
+        return "NumPy kernel (Numba not installed)"
 
 
 def header(info: dict[str, Any]) -> str:
@@ -229,4 +236,9 @@ def process_lines(imports: dict[str, Any] | None, memory: dict[str, Any] | None,
                      f"NumPy products {fl['peak_mib']:.0f} MiB "
                      f"(after imports {fl['base_mib']:.0f}); own VmHWM "
                      f"{_mib(nn['vm_hwm_mib'])} vs {_mib(fl['vm_hwm_mib'])}")
+        plain = memory.get("nnfunc_numpy_adam")
+        if plain is not None:
+            lines.append(f"peak RSS, the same with NNFUNC_NUMBA=0 (no Numba loaded): nnfunc "
+                         f"{plain['peak_mib']:.0f} MiB (after imports {plain['base_mib']:.0f}), "
+                         f"own VmHWM {_mib(plain['vm_hwm_mib'])}")
     return "\n".join(lines)

@@ -36,7 +36,7 @@ import numpy as np
 
 from nnfunc.typing import Array
 
-__all__ = ["DTYPES", "Kernels", "kernels"]
+__all__ = ["DTYPES", "Kernels", "kernels", "wanted"]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 """The dtypes the loops are compiled for (native byte order)."""
@@ -101,6 +101,11 @@ class Kernels(NamedTuple):
     into: Callable[[Array, Array, Array, Array, Array, Array, Array, Array], None]
 
 
+def wanted() -> bool:
+    """Whether the environment leaves the compiled loops on (``NNFUNC_NUMBA`` is not ``0``)."""
+    return os.environ.get("NNFUNC_NUMBA", "1").strip() != "0"
+
+
 @lru_cache(maxsize=1)
 def kernels() -> Kernels | None:
     """The compiled loops, or ``None`` without Numba or with ``NNFUNC_NUMBA=0``.
@@ -111,7 +116,7 @@ def kernels() -> Kernels | None:
     ``error_model="numpy"``: a division by zero gives ``inf``/``nan`` as in
     NumPy instead of a per-element check (which would stop vectorisation).
     """
-    if os.environ.get("NNFUNC_NUMBA", "1").strip() == "0":
+    if not wanted():
         return None
     try:
         numba: Any = importlib.import_module("numba")
