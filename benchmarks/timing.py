@@ -77,20 +77,27 @@ def interleaved_blocks(steps: Mapping[str, Step], repeats: int, min_seconds: flo
 
     Each contender first runs a warm-up block (caches, allocator arenas, BLAS
     and OpenMP thread pools, lazy imports inside peers); then each repeat
-    times every contender once, in the order of ``steps``, each block after
-    a ``settle_seconds`` pause and one untimed step.
+    times every contender once, each block after a ``settle_seconds`` pause
+    and one untimed step. The order rotates from repeat to repeat (repeat
+    ``r`` starts at the ``r``-th contender of ``steps``), so no contender
+    always follows the same one: on the medium MLP, whichever step ran right
+    after the floor's products came out 0.08-0.15x of the floor slower than
+    in second place (five 60 ms blocks of each; 1.28 against 1.20 for the
+    donated step, 1.35 against 1.25 for the pure one).
     """
     if repeats < 1:
         raise ValueError(f"interleaved: repeats must be >= 1, got {repeats}")
     warm = min_seconds / 2 if warmup_seconds is None else warmup_seconds
     for step in steps.values():
         block(step, warm, min_steps=2)
+    names = list(steps)
     out: dict[str, list[Block]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
+    for r in range(repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
             time.sleep(settle_seconds)  # let the previous contender's threads go idle
-            step()
-            out[name].append(block(step, min_seconds))
+            steps[name]()
+            out[name].append(block(steps[name], min_seconds))
     return out
 
 
@@ -103,11 +110,12 @@ def paired(times: list[float], floor: list[float]) -> tuple[float, float]:
     return ratio, over
 
 
-def block_seconds(floor_step_seconds: float, target: float = 0.05, cap: float = 0.6) -> float:
-    """How long a block should last: long enough for many steps on small workloads.
+def block_seconds(floor_step_seconds: float, target: float = 0.2, cap: float = 1.0) -> float:
+    """How long a block should last: long enough for many consecutive steps.
 
-    At least ``target`` seconds; on workloads whose floor step alone is slow,
-    enough for about five floor steps (capped at ``cap``), so the median has
-    something to choose from.
+    At least ``target`` seconds (about 16 medium and 800 tiny MLP steps on
+    the benchmark VM; 50 ms, the former default, was five medium steps, too
+    few for a throughput); on workloads whose floor step alone is slow,
+    enough for about five floor steps (capped at ``cap``).
     """
     return min(max(target, 5 * floor_step_seconds), cap)

@@ -4,7 +4,8 @@ The rule is :func:`~nnfunc.optim.optimizers._rule`'s, like every optimizer's;
 what is particular here is how it runs. The new params, ``m`` and ``v`` are
 *arenas* (:mod:`nnfunc.optim._arena`: one flat buffer each, the leaves views
 into it), so an update is a dozen NumPy calls over three flat buffers in
-cache-sized chunks whatever the number of leaves; a donated state's arenas
+cache-sized chunks whatever the number of leaves (or one compiled loop, with
+Numba: :mod:`nnfunc.optim._compiled`); a donated state's arenas
 are overwritten in place, a pure update's results come from the optimizer's
 workspace; and given back the very lists it returned, an update knows their
 arenas without recognising them.
@@ -364,7 +365,9 @@ def adam(lr: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999,
     ``m̂ = m/(1-β₁ᵗ)``;  ``v̂ = v/(1-β₂ᵗ)``;  ``θ ← θ - η m̂/(√v̂ + ε)``.
 
     The update is fused: each array streams through memory once, in chunks
-    that stay in cache for the dozen NumPy operations of the rule.
+    that stay in cache for the dozen NumPy operations of the rule — or, with
+    Numba installed (the ``fast`` extra), as one compiled loop that gives the
+    same bits (:mod:`nnfunc.optim._compiled`).
 
     Raises:
         ValueError: ``lr`` negative or not finite; ``b1``/``b2`` outside [0, 1); ``eps`` not > 0.
