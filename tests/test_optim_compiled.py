@@ -164,3 +164,31 @@ def test_without_numba_adam_keeps_to_numpy(monkeypatch: pytest.MonkeyPatch) -> N
         assert np.isfinite(params["w"]).all()
     finally:
         _compiled.kernels.cache_clear()
+
+
+def test_no_writable_cache_directory_compiles_without_a_cache(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # what Numba does on a read-only install with no usable $HOME: RuntimeError at decoration
+    import numba
+
+    real = numba.njit
+    asked: list[bool] = []
+
+    def njit(**options: Any) -> Any:
+        asked.append(options["cache"])
+        if options["cache"]:
+            raise RuntimeError("cannot cache function '_in_place': no locator available for file")
+        return real(**options)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    _compiled.kernels.cache_clear()
+    try:
+        kernels = _compiled.kernels()
+        assert kernels is not None
+        assert asked == [True, False]
+        p, g, m, v = (np.full(3, x, np.float32) for x in (1.0, 0.5, 0.0, 0.0))
+        k = _adam._adam_scalars(0.9, 0.999, 0.1, 1e-8, 0.0, 1, np.dtype(np.float32))
+        kernels.in_place(p, g, m, v, k.packed)
+        np.testing.assert_allclose(p, 0.9, rtol=1e-6)  # the first step is θ - η·sign(g)
+    finally:
+        _compiled.kernels.cache_clear()

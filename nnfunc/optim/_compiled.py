@@ -112,7 +112,10 @@ def kernels() -> Kernels | None:
 
     Compiled lazily, for each combination of dtype and read-only inputs on
     first use; ``cache=True`` keeps the machine code in Numba's cache
-    directory, so a later process loads it instead of compiling again.
+    directory, so a later process loads it instead of compiling again. Where
+    Numba finds no writable cache directory (it raises ``RuntimeError`` at
+    once: a read-only install with no usable ``$HOME`` or ``NUMBA_CACHE_DIR``),
+    the loops are compiled without a cache, in every process anew.
     ``error_model="numpy"``: a division by zero gives ``inf``/``nan`` as in
     NumPy instead of a per-element check (which would stop vectorisation).
     """
@@ -122,5 +125,10 @@ def kernels() -> Kernels | None:
         numba: Any = importlib.import_module("numba")
     except ImportError:
         return None
-    jit = numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
-    return Kernels(jit(_in_place), jit(_into))
+    options = {"nogil": True, "error_model": "numpy", "boundscheck": False}
+    try:
+        jit = numba.njit(cache=True, **options)
+        return Kernels(jit(_in_place), jit(_into))
+    except RuntimeError:  # "cannot cache function ...: no locator available for file ..."
+        jit = numba.njit(cache=False, **options)
+        return Kernels(jit(_in_place), jit(_into))
