@@ -24,6 +24,7 @@ block timed.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping
 from statistics import median
@@ -78,23 +79,25 @@ def interleaved_blocks(steps: Mapping[str, Step], repeats: int, min_seconds: flo
     Each contender first runs a warm-up block (caches, allocator arenas, BLAS
     and OpenMP thread pools, lazy imports inside peers); then each repeat
     times every contender once, each block after a ``settle_seconds`` pause
-    and one untimed step. The order rotates from repeat to repeat (repeat
-    ``r`` starts at the ``r``-th contender of ``steps``), so no contender
-    always follows the same one: on the medium MLP, whichever step ran right
-    after the floor's products came out 0.08-0.15x of the floor slower than
-    in second place (five 60 ms blocks of each; 1.28 against 1.20 for the
-    donated step, 1.35 against 1.25 for the pure one).
+    and one untimed step. The first repeat keeps the order of ``steps``; each
+    later one shuffles it (seeded by the repeat's number, so a run is
+    reproducible), so no contender always follows the same one: on the
+    medium MLP, whichever step ran right after the floor's products came out
+    0.08-0.15x of the floor slower than in second place (five 60 ms blocks of
+    each; 1.28 against 1.20 for the donated step, 1.35 against 1.25 for the
+    pure one).
     """
     if repeats < 1:
         raise ValueError(f"interleaved: repeats must be >= 1, got {repeats}")
     warm = min_seconds / 2 if warmup_seconds is None else warmup_seconds
     for step in steps.values():
         block(step, warm, min_steps=2)
-    names = list(steps)
     out: dict[str, list[Block]] = {name: [] for name in steps}
     for r in range(repeats):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
+        names = list(steps)
+        if r:
+            random.Random(r).shuffle(names)
+        for name in names:
             time.sleep(settle_seconds)  # let the previous contender's threads go idle
             steps[name]()
             out[name].append(block(steps[name], min_seconds))
