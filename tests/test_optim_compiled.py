@@ -64,19 +64,20 @@ def test_the_compiled_loop_gives_the_numpy_kernels_bits(
         assert _same_bits(w, b)
 
 
-def _leaves(dtype: str) -> dict[str, Any]:
+def _leaves(dtype: str, rows: int = 300) -> dict[str, Any]:
     # big leaves (read where they lie) beside small ones (concatenated), and a
-    # non-contiguous gradient leaf below
+    # non-contiguous gradient leaf below; 75,102 params with rows=300 (over MIN_SIZE)
     rng = np.random.default_rng(0)
     return {"w": rng.standard_normal((200, 90)).astype(dtype),
             "b": rng.standard_normal(90).astype(dtype),
-            "u": rng.standard_normal((150, 160)).astype(dtype),
+            "u": rng.standard_normal((rows, 190)).astype(dtype),
             "c": rng.standard_normal((3, 4)).astype(dtype)}
 
 
-def _train(make: Any, donate: bool, dtype: str, steps: int = 4) -> tuple[Any, Any]:
+def _train(make: Any, donate: bool, dtype: str, steps: int = 4,
+           rows: int = 300) -> tuple[Any, Any]:
     opt = make()
-    params = _leaves(dtype)
+    params = _leaves(dtype, rows)
     state = opt.init({k: a.copy() for k, a in params.items()} if donate else params)
     update = update_fn(opt, donate)
     for i in range(steps):
@@ -133,6 +134,17 @@ def test_updates_go_through_the_compiled_loops(dtype: str,
             patch.setattr(_compiled, "kernels", lambda c=calls: _recording(c, real))
             _train(OPTIMIZERS[0].values[0], donate, dtype, steps=3)
         assert loop in calls
+
+
+def test_a_small_update_keeps_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 37,102 params: under MIN_SIZE, Numba's start-up would cost more than the loop saves
+    assert sum(a.size for a in _leaves("float32", rows=100).values()) < _compiled.MIN_SIZE
+    calls: list[str] = []
+    monkeypatch.setattr(_compiled, "kernels", lambda: _recording(calls, None))
+    for donate in (True, False):
+        _, params = _train(OPTIMIZERS[0].values[0], donate, "float32", steps=3, rows=100)
+        assert np.isfinite(params["u"]).all()
+    assert calls == []
 
 
 def test_float16_is_not_compiled_for(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -205,7 +205,8 @@ def _run(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
     (:mod:`~nnfunc.optim._compiled`), one compiled loop per run."""
     size, dtype = wholes[0].size, wholes[0].dtype
     flat_p, flat_m, flat_v = inputs
-    compiled = _compiled.kernels() if dtype in _compiled.DTYPES else None
+    compiled = (_compiled.kernels() if size >= _compiled.MIN_SIZE and dtype in _compiled.DTYPES
+                else None)
     in_place = wholes[0] is flat_p and wholes[1] is flat_m and wholes[2] is flat_v
     if flat_p is not None and flat_m is not None and flat_v is not None and (
             size <= _CHUNK or compiled is not None):
