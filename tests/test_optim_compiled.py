@@ -56,9 +56,9 @@ def test_the_compiled_loop_gives_the_numpy_kernels_bits(
     kernels = _compiled.kernels()
     assert kernels is not None
     into = [np.empty_like(p) for _ in range(3)]
-    kernels.into(p, g, m, v, *into, k.packed)
+    kernels.into(p, g, m, v, *into, np.array(k.values, dtype))
     in_place = [p.copy(), m.copy(), v.copy()]
-    kernels.in_place(in_place[0], g, in_place[1], in_place[2], k.packed)
+    kernels.in_place(in_place[0], g, in_place[1], in_place[2], np.array(k.values, dtype))
     for w, a, b in zip(want, into, in_place):
         assert _same_bits(w, a)
         assert _same_bits(w, b)
@@ -200,7 +200,7 @@ def test_no_writable_cache_directory_compiles_without_a_cache(
         assert asked == [True, False]
         p, g, m, v = (np.full(3, x, np.float32) for x in (1.0, 0.5, 0.0, 0.0))
         k = _adam._adam_scalars(0.9, 0.999, 0.1, 1e-8, 0.0, 1, np.dtype(np.float32))
-        kernels.in_place(p, g, m, v, k.packed)
+        kernels.in_place(p, g, m, v, np.array(k.values, np.float32))
         np.testing.assert_allclose(p, 0.9, rtol=1e-6)  # the first step is θ - η·sign(g)
     finally:
         _compiled.kernels.cache_clear()

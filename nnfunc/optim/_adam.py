@@ -51,7 +51,7 @@ class _AdamScalars(NamedTuple):
     lr_hat: Array  # η √(1-β₂ᵗ) / (1-β₁ᵗ)
     eps_hat: Array  # ε √(1-β₂ᵗ)
     decay: float  # 1 - η λ (AdamW), 1 for Adam (a Python float: the kernel tests it)
-    packed: Array  # all seven in one vector, for the compiled loop (see _compiled)
+    values: tuple[float, ...]  # all seven as floats, the compiled loop's (see _compiled)
 
 
 Scalars = Callable[[np.dtype[Any]], _AdamScalars]
@@ -74,7 +74,7 @@ def _adam_scalars(b1: float, b2: float, eta: float, eps: float, weight_decay: fl
     beta1, c1, beta2, c2 = _betas(b1, b2, dtype)
     lr_hat, eps_hat, decay = eta * root / bc1, eps * root, 1 - eta * weight_decay
     return _AdamScalars(beta1, c1, beta2, c2, np.array(lr_hat, dtype), np.array(eps_hat, dtype),
-                        decay, np.array((b1, 1 - b1, b2, 1 - b2, lr_hat, eps_hat, decay), dtype))
+                        decay, (b1, 1 - b1, b2, 1 - b2, lr_hat, eps_hat, decay))
 
 
 @lru_cache(maxsize=64)
@@ -214,7 +214,8 @@ def _run(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
         # (with no leaf of _GROUP_MAX elements, the grads' one copy is cheaper than pieces)
         g = np.concatenate(gs, axis=None) if size < _GROUP_MAX else _pieces(gs)
         if compiled is not None:
-            _loop(compiled, in_place, k.packed, flat_p, g, flat_m, flat_v, *wholes)
+            _loop(compiled, in_place, np.array(k.values, dtype), flat_p, g, flat_m, flat_v,
+                  *wholes)
         else:
             _adam_chunk(k, flat_p, g, flat_m, flat_v, wholes[0], wholes[1], wholes[2],
                         _arena.empty(size, dtype))
@@ -222,9 +223,10 @@ def _run(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
     runs = _arena.segments(tuple([p.size for p in ps]), _GROUP_MAX)
     p2, m2, v2 = wholes
     if compiled is not None:
+        packed = np.array(k.values, dtype)
         for run in runs:
             lo, hi = run[2], run[3]
-            _loop(compiled, in_place, k.packed, *_gathered(run, ps, gs, ms, vs, inputs),
+            _loop(compiled, in_place, packed, *_gathered(run, ps, gs, ms, vs, inputs),
                   p2[lo:hi], m2[lo:hi], v2[lo:hi])
         return
     longest = 0
