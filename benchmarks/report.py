@@ -109,7 +109,8 @@ def adam_kernel() -> str:
     if not _compiled.wanted():
         return "NumPy kernel (NNFUNC_NUMBA=0)"
     try:
-        return f"compiled loop (numba {metadata.version('numba')})"
+        return (f"compiled loop (numba {metadata.version('numba')}) on updates of "
+                f"{_compiled.MIN_SIZE:,}+ params, NumPy kernel below")
     except metadata.PackageNotFoundError:
         return "NumPy kernel (Numba not installed)"
 
