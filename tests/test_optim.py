@@ -221,6 +221,79 @@ def test_state_structure_dtype_and_purity(case: Case, dtype: Any, params: Any,
         state = new_state
 
 
+@pytest.mark.parametrize("donate", [False, True])
+@pytest.mark.parametrize("case", CASES, ids=ids)
+@given(params=trees, seed=st.integers(0, 2**32 - 1),
+       scale=st.sampled_from([0.0, 1e-6, 1e-4, 1e-2, 1.0, 100.0]))
+def test_float16_params_are_updated_in_float32_and_rounded_once(
+        case: Case, donate: bool, params: Any, seed: int, scale: float) -> None:
+    # the definition: each step is the float32 rule on the float16 params and grads
+    # widened, its slots float32, its new params rounded to float16
+    rng = np.random.default_rng(seed)
+    half = tree.astype(params, np.float16)
+    opt, ref = case.make(), case.make()
+    state = opt.init(tree.map(np.copy, half))
+    ref_state = ref.init(tree.astype(half, np.float32))
+    update = optim.update_fn(opt, donate)
+    for _ in range(3):
+        grads = tree.map(lambda p: np.asarray(rng.normal(size=p.shape) * scale, np.float16),
+                         half)
+        state, half = update(state, grads)
+        ref_state, wide = ref.update(ref_state, tree.astype(grads, np.float32))
+        for got, want in zip(tree.leaves(half), tree.leaves(wide)):
+            assert got.dtype == np.float16
+            np.testing.assert_array_equal(got, want.astype(np.float16))
+        for got, want in zip(tree.leaves(state.slots), tree.leaves(ref_state.slots)):
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, want)
+        ref_state = optim.replace_params(ref_state, tree.astype(half, np.float32))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in ("adagrad", "rmsprop", "adam",
+                                                               "adamw")], ids=lambda c: c.id)
+def test_float16_zero_and_small_grads_give_finite_steps(case: Case) -> None:
+    # in float16 itself ε = 1e-8 is 0 and (1e-4)² underflows: 0/0 and m/0 (NaN, -inf)
+    opt = case.make()
+    params = {"w": np.ones(4, np.float16)}
+    grads = {"w": np.array([0.0, 1e-4, 1e-2, 1.0], np.float16)}
+    _, new = opt.update(opt.init(params), grads)
+    assert np.isfinite(new["w"]).all()
+    assert new["w"][0] == (1.0 if case.id != "adamw" else np.float16(1 - 0.05 * 0.1))
+    if case.id == "adam":  # Adam's first step is η·sign(g) whatever |g| is
+        np.testing.assert_array_equal(new["w"][1:], np.float16(1 - 0.05))
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_a_tree_of_float16_and_float32_leaves(case: Case) -> None:
+    # each leaf as its own dtype's rule: the float32 leaf exactly as in a float32 tree
+    rng = np.random.default_rng(3)
+    params = {"h": rng.normal(size=5).astype(np.float16),
+              "s": rng.normal(size=3).astype(np.float32)}
+    opt, ref = case.make(), case.make()
+    state = opt.init(params)
+    ref_state = ref.init(tree.astype(params, np.float32))
+    for _ in range(3):
+        grads = tree.map(lambda p: rng.normal(size=p.shape).astype(p.dtype), params)
+        state, params = opt.update(state, grads)
+        ref_state, wide = ref.update(ref_state, tree.astype(grads, np.float32))
+        assert (params["h"].dtype, params["s"].dtype) == (np.float16, np.float32)
+        np.testing.assert_array_equal(params["h"], wide["h"].astype(np.float16))
+        np.testing.assert_array_equal(params["s"], wide["s"])
+        ref_state = optim.replace_params(ref_state, tree.astype(params, np.float32))
+
+
+def test_a_float16_state_with_float16_slots_still_works() -> None:
+    # a state saved before float16 slots became float32: its slots are widened
+    opt = optim.adam(0.05)
+    params = {"w": np.ones(3, np.float16)}
+    state = opt.init(params)
+    old = state._replace(slots=tree.astype(state.slots, np.float16))
+    new_state, new = opt.update(old, {"w": np.array([0.0, 1e-4, 1.0], np.float16)})
+    assert new["w"].dtype == np.float16
+    assert np.isfinite(new["w"]).all()
+    assert {a.dtype for a in tree.leaves(new_state.slots)} == {np.dtype(np.float32)}
+
+
 @pytest.mark.parametrize("case", [c for c in CASES if c.id != "adamw"], ids=lambda c: c.id)
 @given(params=trees)
 def test_zero_gradients_leave_params_unchanged(case: Case, params: Any) -> None:

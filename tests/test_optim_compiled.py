@@ -93,7 +93,7 @@ OPTIMIZERS = [pytest.param(lambda: optim.adam(0.01), id="adam"),
 
 @pytest.mark.parametrize("make", OPTIMIZERS)
 @pytest.mark.parametrize("donate", [False, True])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 def test_training_gives_the_same_bits_with_and_without_numba(
         make: Any, donate: bool, dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
     compiled = _train(make, donate, dtype)
@@ -147,13 +147,20 @@ def test_a_small_update_keeps_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == []
 
 
-def test_float16_is_not_compiled_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
-    monkeypatch.setattr(_compiled, "kernels", lambda: _recording(calls, None))
-    with np.errstate(all="ignore"):  # float16's ε rounds to 0, and g² to 0 for small g
-        _, params = _train(OPTIMIZERS[0].values[0], True, "float16", steps=2)
-    assert params["w"].dtype == np.float16
-    assert calls == []
+def test_float16_params_are_updated_in_float32_through_the_loops(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # float16 params are widened to float32 for the update (see optimizers._in_float32),
+    # so a big float16 model takes the float32 loop
+    real = _compiled.kernels()
+    for donate in (True, False):
+        calls: list[str] = []
+        with monkeypatch.context() as patch:
+            patch.setattr(_compiled, "kernels", lambda c=calls: _recording(c, real))
+            state, params = _train(OPTIMIZERS[0].values[0], donate, "float16", steps=2)
+        assert calls
+        assert params["w"].dtype == np.float16
+        assert np.isfinite(params["w"]).all()
+        assert {a.dtype for a in tree.leaves(state.slots)} == {np.dtype(np.float32)}
 
 
 def test_nnfunc_numba_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,9 @@ Each factory returns an :class:`~nnfunc.optim.base.Optimizer` whose state is
 an :class:`~nnfunc.optim.base.OptState` with the rule's slots. Notation:
 ``θ`` params, ``g`` grads, ``η`` the learning rate of this step (a number or
 ``schedule(step)``), ``t`` the step count after this update (1 on the first).
-Every rule keeps the params' dtype in its slots and results.
+Every rule keeps the params' dtype in its slots and results, except for params
+narrower than float32 (float16), whose update is computed in float32 with float32
+slots (see :func:`_in_float32`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,49 @@ def _zeros(leaves: Leaves) -> Leaves:
     return [np.zeros_like(p) for p in leaves]
 
 
+_F32 = np.dtype(np.float32)
+
+
+def _narrow(leaves: Leaves) -> bool:
+    """Whether any leaf is a float narrower than float32 (float16)."""
+    for a in leaves:  # noqa: SIM110 (a loop: no generator's frame, once per new state)
+        if a.dtype.itemsize < 4:
+            return True
+    return False
+
+
+def _widened(leaves: Leaves) -> Leaves:
+    """``leaves`` with each narrower than float32 as a float32 copy (the rest as they are)."""
+    return [a.astype(_F32) if a.dtype.itemsize < 4 else a for a in leaves]
+
+
+def _in_float32(rule: Apply, in_place: bool, ps: Leaves, gs: Leaves, slots: Sequence[Leaves],
+                eta: float, t: int) -> tuple[Leaves, list[Leaves]]:
+    """``rule`` for params some of which are float16: those params and their grads
+    are widened to float32, the rule runs in float32 (slots included), and its
+    new params are rounded back to each param's dtype once.
+
+    In float16 the rules' arithmetic breaks down: ``ε = 1e-8`` rounds to 0,
+    and ``g²`` underflows to 0 for ``|g| < 2.4e-4`` (float16's smallest
+    subnormal is 6e-8), so AdaGrad, RMSProp and Adam divide ``0/0`` for a
+    zero gradient and ``m/0`` for a small one: NaN and inf params after one
+    step. (Mixed-precision training keeps its optimizer state in float32 for
+    the same reason.) The slots are float32 from ``init``; float16 slots of a
+    state made before are widened here, and come back float32. When an
+    ``in_place`` rule (a donated update) overwrote the widened params, its
+    results are copied into the float16 params, given back as they came.
+    """
+    wide = _widened(ps)
+    new_p, new_slots = rule(wide, _widened(gs), [_widened(s) if _narrow(s) else s for s in slots],
+                            eta, t)
+    if in_place and new_p is wide and all(p.flags.writeable for p in ps):
+        for p, a in zip(ps, wide):
+            if a is not p:
+                np.copyto(p, a, casting="same_kind")
+        return ps, new_slots
+    return [a if a.dtype == p.dtype else a.astype(p.dtype) for a, p in zip(new_p, ps)], new_slots
+
+
 class _Last(NamedTuple):
     """What an optimizer's last update returned, which the next update is usually
     given back: then it knows the leaves and structure without walking the trees.
@@ -59,6 +104,7 @@ class _Last(NamedTuple):
     read: Callable[[Any], Leaves | None]  # tree.reader(treedef): the grads' leaves
     ps: Leaves
     slot_leaves: list[Leaves]
+    narrow: bool  # some leaf is float16: the rule runs in float32 (_in_float32)
 
 
 def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Apply,
@@ -82,7 +128,8 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
             if not (isinstance(leaf, np.ndarray) and leaf.dtype.kind == "f"):
                 raise type_fail(name, tree.keystr(path, "params"),
                                 "must be a floating-point array", describe(leaf))
-        slots = slot_type(*(tree.unflatten(treedef, zeros(leaves)) for _ in range(n_slots)))
+        like = _widened(leaves)  # float16 params get float32 slots (see _in_float32)
+        slots = slot_type(*(tree.unflatten(treedef, zeros(like)) for _ in range(n_slots)))
         return OptState(params, 0, current_lr(name, schedule, 0, 1.0), 1.0, slots)
 
     fixed = None if callable(lr) else float(lr)
@@ -90,7 +137,7 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
     own = workspace.Workspace()  # the update's arrays, reused once the caller drops them
     last_result: list[_Last | None] = [None]  # see _Last
 
-    def updater(rule: Apply) -> Update:
+    def updater(rule: Apply, in_place: bool) -> Update:
         def update(state: OptState, grads: PyTree) -> tuple[OptState, PyTree]:
             token = workspace.enter(own)
             try:
@@ -114,15 +161,19 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
                 gs = last.read(grads)
                 if gs is None or not same_shapes(ps, gs):
                     gs = pair_leaves(name, state.params, grads)[1]  # raises the clear error
+                narrow = last.narrow
             else:
                 ps, gs = pair_leaves(name, state.params, grads)
                 slot_leaves = [tree.leaves(s) for s in state.slots]
                 for i, leaves in enumerate(slot_leaves):
                     check_slot(name, i, ps, leaves, state.slots)
+                narrow = _narrow(ps)
                 last = None
             eta = (fixed * state.lr_scale if fixed is not None
                    else current_lr(name, schedule, state.step, state.lr_scale))
-            new_p, new_slots = rule(ps, gs, slot_leaves, eta, state.step + 1)
+            new_p, new_slots = (_in_float32(rule, in_place, ps, gs, slot_leaves, eta,
+                                            state.step + 1) if narrow
+                                else rule(ps, gs, slot_leaves, eta, state.step + 1))
             # leaves updated in place come back as the very lists: reuse their trees
             params, slots = state.params, state.slots
             same_slots = True
@@ -139,14 +190,14 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
                 if not same_slots:
                     slots = slot_type(*[build(s) for s in new_slots])
                 last_result[0] = (_Last(params, slots, treedef, build, read, new_p,
-                                        list(new_slots))
+                                        list(new_slots), narrow)
                                   if last is not None or tree.immutable(treedef) else None)
             return OptState(params, state.step + 1, eta, state.lr_scale, slots), params
 
         return update
 
-    return Optimizer(init, updater(apply), name,
-                     None if apply_in_place is None else updater(apply_in_place))
+    return Optimizer(init, updater(apply, False), name,
+                     None if apply_in_place is None else updater(apply_in_place, True))
 
 
 def _c(x: Array, value: float) -> Any:
