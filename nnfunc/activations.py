@@ -47,7 +47,7 @@ def _elementwise(name: str, fwd: Callable[[Array], tuple[Array, Any]],
                  need_dx: bool) -> tuple[tuple[()], Array | None]:
         return (), (bwd(res, dy) if need_dx else None)
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)
 
 
 def _zero(x: Array) -> Any:

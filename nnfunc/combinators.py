@@ -51,6 +51,7 @@ from nnfunc.layer import (
     from_forward_backward,
     output_like,
     stateful_from_forward_backward,
+    uses_key,
     vjp,
     vjp_with_state,
 )
@@ -69,10 +70,15 @@ def _check_layers(name: str, layers: tuple[Any, ...]) -> tuple[Layer, ...]:
     return layers
 
 
-def _keys(key: Key | None, n: int, name: str) -> list[Key | None]:
+def _keys(key: Key | None, n: int, name: str, keyed: bool = True) -> list[Key | None]:
+    """The children's keys: ``key`` split ``n`` ways, or ``None`` for each when there
+    is no key or (``keyed`` false) no child reads one (a key given is still checked)."""
     if key is None or n == 0:
         return [None] * n
-    return list(random.split(random.check_key(key, name), n))
+    k = random.check_key(key, name)
+    if not keyed:
+        return [None] * n
+    return list(random.split(k, n))
 
 
 def _init_keys(key: Key, n: int, name: str) -> list[Key]:
@@ -112,17 +118,19 @@ def _init_child(name: str, i: int, layer: Layer, key: Key,
 
 
 def _combinator(name: str, init_with_state: Any, forward: Any, backward: Any,
-                children: tuple[Layer, ...], infer: Any = None) -> Layer:
+                children: tuple[Layer, ...], infer: Any = None, *,
+                keyed: bool = True) -> Layer:
     """A stateful layer when any child is stateful, else a stateless one.
 
     ``init_with_state``, ``forward(params, state, x, key, train) -> (y, new_state,
     res)`` and ``infer(params, state, x, key, train) -> (y, new_state)`` are
     written once for both; the stateless layer passes ``state=None`` (every
-    child's state ``()``) and drops the states.
+    child's state ``()``) and drops the states. ``keyed`` false: no child reads
+    its key (see :func:`~nnfunc.layer.uses_key`).
     """
     if any(c.init_with_state is not None for c in children):
         return stateful_from_forward_backward(name, init_with_state, forward, backward,
-                                              children, infer)
+                                              children, infer, uses_key=keyed)
 
     def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, Any]:
         out_shape, params, _ = init_with_state(key, in_shape)
@@ -136,7 +144,7 @@ def _combinator(name: str, init_with_state: Any, forward: Any, backward: Any,
         return infer(params, None, x, key, train)[0]
 
     return from_forward_backward(name, init, stateless_forward, backward, children,
-                                 None if infer is None else stateless_infer)
+                                 None if infer is None else stateless_infer, uses_key=keyed)
 
 
 def _tuple_input(name: str, x: Any, n: int | None = None) -> tuple[Any, ...]:
@@ -174,6 +182,7 @@ def serial(*layers: Layer) -> Layer:
     children = _check_layers("serial", layers)
     n = len(children)
     name = "serial"
+    keyed = any(uses_key(c) for c in children)  # else no key is split for the children
 
     def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, tuple[Any, ...], tuple[Any, ...]]:
         params, states = [], []
@@ -192,7 +201,7 @@ def serial(*layers: Layer) -> Layer:
         return tuple(grads), dy
 
     if any(c.init_with_state is not None for c in children):
-        return _stateful_serial(init, backward, children)
+        return _stateful_serial(init, backward, children, keyed)
 
     # A child built from forward/backward (every built-in layer) runs them directly:
     # its residuals are kept instead of a pullback closure, and the cotangent its
@@ -206,7 +215,8 @@ def serial(*layers: Layer) -> Layer:
                 train: bool) -> tuple[Any, list[tuple[Any, Any]]]:
         ps = _child_params(name, params, n)
         saved: list[tuple[Any, Any]] = []  # per child: (residuals, y to check dy by) or pullback
-        for i, (layer, part, p, k) in enumerate(zip(children, parts, ps, _keys(key, n, name))):
+        for i, (layer, part, p, k) in enumerate(zip(children, parts, ps,
+                                                    _keys(key, n, name, keyed))):
             if part is not None:
                 x, res = part[0](p, x, k, train)
                 saved.append((res, x if checks[i] else None))
@@ -234,7 +244,7 @@ def serial(*layers: Layer) -> Layer:
 
     def infer(params: Any, x: Any, key: Key | None, train: bool) -> Any:
         ps = _child_params(name, params, n)
-        for layer, p, k in zip(children, ps, _keys(key, n, name)):
+        for layer, p, k in zip(children, ps, _keys(key, n, name, keyed)):
             x = layer.apply(p, x, key=k, train=train)
         return x
 
@@ -242,10 +252,12 @@ def serial(*layers: Layer) -> Layer:
         out_shape, params, _ = init(key, in_shape)
         return out_shape, params
 
-    return from_forward_backward(name, init_params, forward, run_backward, children, infer)
+    return from_forward_backward(name, init_params, forward, run_backward, children, infer,
+                                 uses_key=keyed)
 
 
-def _stateful_serial(init: Any, backward: Any, children: tuple[Layer, ...]) -> Layer:
+def _stateful_serial(init: Any, backward: Any, children: tuple[Layer, ...],
+                     keyed: bool) -> Layer:
     """``serial`` threading each child's state (``()`` for a stateless child).
 
     Kept apart from the stateless ``serial``, whose forward runs every step of
@@ -259,7 +271,7 @@ def _stateful_serial(init: Any, backward: Any, children: tuple[Layer, ...]) -> L
         ps = _child_params(name, params, n)
         ss = _child_states(name, state, n)
         pullbacks, states = [], []
-        for layer, p, st, k in zip(children, ps, ss, _keys(key, n, name)):
+        for layer, p, st, k in zip(children, ps, ss, _keys(key, n, name, keyed)):
             x, st, pb = vjp_with_state(layer, p, x, st, key=k, train=train)
             pullbacks.append(pb)
             states.append(st)
@@ -270,12 +282,13 @@ def _stateful_serial(init: Any, backward: Any, children: tuple[Layer, ...]) -> L
         ps = _child_params(name, params, n)
         ss = _child_states(name, state, n)
         states = []
-        for layer, p, st, k in zip(children, ps, ss, _keys(key, n, name)):
+        for layer, p, st, k in zip(children, ps, ss, _keys(key, n, name, keyed)):
             x, st = apply_with_state(layer, p, x, st, key=k, train=train)
             states.append(st)
         return x, tuple(states)
 
-    return stateful_from_forward_backward(name, init, forward, backward, children, infer)
+    return stateful_from_forward_backward(name, init, forward, backward, children, infer,
+                                          uses_key=keyed)
 
 
 # -- parallel -------------------------------------------------------------------------
@@ -297,6 +310,7 @@ def parallel(*layers: Layer) -> Layer:
     children = _check_layers("parallel", layers)
     n = len(children)
     name = "parallel"
+    keyed = any(uses_key(c) for c in children)
 
     def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, tuple[Any, ...], tuple[Any, ...]]:
         if not (isinstance(in_shape, tuple) and len(in_shape) == n
@@ -317,7 +331,7 @@ def parallel(*layers: Layer) -> Layer:
         ss = _child_states(name, state, n)
         xs = _tuple_input(name, x, n)
         ys, states, pbs = [], [], []
-        for layer, p, st, xi, k in zip(children, ps, ss, xs, _keys(key, n, name)):
+        for layer, p, st, xi, k in zip(children, ps, ss, xs, _keys(key, n, name, keyed)):
             y, st, pb = vjp_with_state(layer, p, xi, st, key=k, train=train)
             ys.append(y)
             states.append(st)
@@ -330,7 +344,7 @@ def parallel(*layers: Layer) -> Layer:
         grads = tuple(g for g, _ in pairs)
         return grads, (tuple(d for _, d in pairs) if need_dx else None)
 
-    return _combinator(name, init, forward, backward, children)
+    return _combinator(name, init, forward, backward, children, keyed=keyed)
 
 
 # -- fanout / fanin -------------------------------------------------------------------
@@ -365,7 +379,7 @@ def fanout(num: int) -> Layer:
             total += d
         return (), total
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)
 
 
 def _equal_shapes(name: str, in_shape: ShapeTree) -> tuple[ShapeTree, ...]:
@@ -400,6 +414,7 @@ def _sum_forward(params: Any, x: Any, key: Key | None, train: bool) -> tuple[Arr
 fanin_sum: Layer = from_forward_backward(
     "fanin_sum", _sum_init, _sum_forward,
     lambda params, k, dy, need_dx: ((), tuple(dy for _ in range(k)) if need_dx else None),
+    uses_key=False,
 )
 """Sum a tuple of equally shaped inputs: ``y = Σ_i x_i``; backward ``dx_i = dy``."""
 
@@ -463,7 +478,7 @@ def fanin_concat(axis: int = -1) -> Layer:
         a, sizes = res[0], res[1:]
         return (), tuple(np.split(dy, np.cumsum(sizes)[:-1], axis=a))
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)
 
 
 # -- residual / identity --------------------------------------------------------------
@@ -505,11 +520,11 @@ def residual(layer: Layer) -> Layer:
         g, dx = pb(dy, need_dx)
         return (g,), (dy + dx if need_dx else None)
 
-    return _combinator(name, init, forward, backward, (inner,))
+    return _combinator(name, init, forward, backward, (inner,), keyed=uses_key(inner))
 
 
 identity: Layer = from_forward_backward(
     "identity", _no_params, lambda params, x, key, train: (x, None),
-    lambda params, res, dy, need_dx: ((), dy if need_dx else None),
+    lambda params, res, dy, need_dx: ((), dy if need_dx else None), uses_key=False,
 )
 """The identity layer ``y = x``; backward ``dx = dy``. Params ``()``."""

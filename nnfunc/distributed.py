@@ -357,13 +357,13 @@ def _shards(c: MPI.Intracomm, ordered: bool) -> _fit.Shards:
         stateful = is_stateful(model)
 
         def step(params: PyTree, model_state: Any, idx: Any, wb: Array | None,
-                 key: Key) -> tuple[Any, Any, Any, Any, Any]:
+                 key: Key | None) -> tuple[Any, Any, Any, Any, Any]:
             lo, hi = shard_bounds(len(idx), size, rank)
             mine, yb = idx[lo:hi], _infer._take(y, idx)
             w_mine = None if wb is None else wb[lo:hi]
             weight = float(hi - lo) if w_mine is None else float(w_mine.sum())
             x_mine, y_mine = _infer._take(x, mine), _infer._take(y, mine)
-            k_mine = random.with_row_offset(key, lo)
+            k_mine = None if key is None else random.with_row_offset(key, lo)  # keyless
             if stateful:
                 value, leaves, treedef, y_pred, new_state = _stateful_shard_grads(
                     model, loss, params, model_state, x_mine, y_mine, k_mine, w_mine,

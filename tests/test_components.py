@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nnfunc import random, tree
-from nnfunc.layer import apply_with_state, is_stateful, vjp_with_state
+from nnfunc.layer import apply_with_state, is_stateful, uses_key, vjp_with_state
 from nnfunc.testing import check_grad
 from nnfunc.testing.strategies import LayerCase, layer_inputs
 
@@ -130,6 +130,26 @@ def test_deterministic_by_key(entry: Entry, data: st.DataObject) -> None:
         _, _, s4 = entry.layer.init_with_state(random.key(seed), case.in_shape)
         _assert_tree_equal(p1, p3)
         _assert_tree_equal(s3, s4)
+
+
+@pytest.mark.parametrize("entry", [e for e in LAYERS if not uses_key(e.layer)],
+                         ids=lambda e: e.id)
+@given(data=st.data())
+def test_a_keyless_layer_gives_the_same_results_with_any_key_or_none(
+        entry: Entry, data: st.DataObject) -> None:
+    # uses_key false is a promise (combinators and fit then derive no keys for the
+    # layer): hold it to it, through apply and grad
+    case = data.draw(_case(entry))
+    other = case._replace(key=random.key(data.draw(st.integers(0, 2**32 - 1))))
+    for variant in (case._replace(key=None), other):
+        _assert_tree_equal(_apply(entry, case), _apply(entry, variant))
+        _assert_tree_equal(_grad(entry, case), _grad(entry, variant))
+
+
+def test_only_layers_with_dropout_use_their_key() -> None:
+    keyed = sorted(e.id for e in LAYERS if uses_key(e.layer))
+    assert keyed == sorted(e.id for e in LAYERS if "dropout" in e.id)
+    assert {e.id for e in LAYERS if e.random} <= set(keyed)
 
 
 @pytest.mark.parametrize("entry", [e for e in LAYERS if e.random], ids=lambda e: e.id)

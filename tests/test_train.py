@@ -70,6 +70,32 @@ def test_fit_lowers_the_loss_and_records_history() -> None:
         rel=1e-6)
 
 
+def test_fit_of_a_keyless_model_equals_fit_with_a_key_for_every_step() -> None:
+    # fit derives no step keys for a model that reads none (uses_key false); the same
+    # model as a layer that claims to read its key gets them, and must train the same
+    from nnfunc.layer import forward_backward_of, from_forward_backward, uses_key
+    from nnfunc.optim import adam
+
+    model = serial(dense(8), activations.relu, dense(3))
+    parts = forward_backward_of(model)
+    assert parts is not None
+    assert not uses_key(model)
+    seen: list[Any] = []
+
+    def forward(params: Any, x: Any, key: Any, train: bool) -> Any:
+        seen.append(key)
+        return parts[0](params, x, key, train)
+
+    keyed = from_forward_backward("keyed", model.init, forward, parts[1])
+    _, _, x, y = _problem()
+    _, params = model.init(random.key(3), (4,))
+    results = [fit(m, losses.softmax_cross_entropy, adam(0.05), params, (x, y), epochs=3,
+                   batch_size=16, key=random.key(1), progress=False) for m in (model, keyed)]
+    assert sum(k is not None for k in seen) == 18  # a key for each of 3 epochs of 6 steps
+    tree.map(np.testing.assert_array_equal, results[0].params, results[1].params)
+    assert results[0].history["loss"] == results[1].history["loss"]
+
+
 def test_same_key_bit_identical_different_key_different() -> None:
     model, params, x, y = _problem()
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from nnfunc import random, tree
 from nnfunc._validate import describe, fail, type_fail
-from nnfunc.layer import Layer, batch_array, from_forward_backward, vjp
+from nnfunc.layer import Layer, batch_array, from_forward_backward, uses_key, vjp
 from nnfunc.layers._shapes import feature_shape
 from nnfunc.typing import Array, Key, ShapeTree
 
@@ -90,6 +90,7 @@ def scan(cell: Layer, carry_shape: ShapeTree) -> Layer:
     carry = tree.map(int, carry_shape) if not _is_shape(carry_shape) else tuple(
         int(d) for d in carry_shape)
     name = f"scan({cell.name})"
+    keyed = uses_key(cell)  # else no per-step key is derived for it
 
     def init(key: Key, in_shape: ShapeTree) -> tuple[ShapeTree, Any]:
         shape = feature_shape(name, in_shape)
@@ -113,10 +114,12 @@ def scan(cell: Layer, carry_shape: ShapeTree) -> Layer:
         if x.ndim < 3 or x.shape[1] == 0:
             raise fail(name, "x", "must be a sequence batch (n, T, *x_shape) with T >= 1",
                        f"shape {x.shape}")
+        if key is not None:
+            random.check_key(key, name)
         state = _zeros_tree(carry, x.shape[0], x.dtype)
         ys, pullbacks = [], []
         for t in range(x.shape[1]):
-            k = None if key is None else random.fold_in(key, t)
+            k = None if key is None or not keyed else random.fold_in(key, t)
             out, pb = vjp(cell, params, (state, x[:, t]), key=k, train=train)
             if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], np.ndarray)):
                 raise type_fail(name, "cell output", "must be a pair (carry, y_t array)",
@@ -138,4 +141,4 @@ def scan(cell: Layer, carry_shape: ShapeTree) -> Layer:
                      if total is None else _accumulate(total, dp))
         return total, (np.stack(dxs, axis=1) if need_dx else None)
 
-    return from_forward_backward(name, init, forward, backward, (cell,))
+    return from_forward_backward(name, init, forward, backward, (cell,), uses_key=keyed)

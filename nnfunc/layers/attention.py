@@ -230,7 +230,7 @@ def multi_head_attention(num_heads: int, *, d_head: int | None = None, causal: b
         grads = (dw_qkv, db_qkv, dw_o, db_o)
         return (grads if plain else AttentionParams(*grads)), dx  # type: ignore[return-value]
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)
 
 
 _TABLE_INIT: Initializer = normal(0.02)
@@ -299,4 +299,4 @@ def position_embedding(max_len: int, *, w_init: Initializer = _TABLE_INIT,
             PositionEmbeddingParams(dw))
         return grads, (dy if need_dx else None)  # type: ignore[return-value]
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)

@@ -150,7 +150,7 @@ def _conv(ndim: int, c_out: int, kernel_size: Any, stride: Any, padding: Any, di
             dx = dx4[:, 0] if ndim == 1 else dx4
         return ((dw, db) if plain else ConvParams(dw, db)), dx  # type: ignore[return-value]
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)
 
 
 def conv2d(c_out: int, kernel_size: int | tuple[int, int], *, stride: int | tuple[int, int] = 1,

@@ -147,4 +147,4 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
         dw = workspace.matmul(x.T, dy)
         return ((dw, db) if plain else DenseParams(dw, db)), dx  # type: ignore[return-value]
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)

@@ -117,4 +117,4 @@ def embedding(vocab_size: int, d_out: int, *, w_init: Initializer = standard_nor
         dw = _scatter_add(ids.reshape(-1), dy.reshape(-1, d_out), vocab_size, w.dtype)
         return (EmbeddingParams(dw) if type(params) is EmbeddingParams else (dw,)), None
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)

@@ -179,7 +179,7 @@ def layer_norm(*, eps: float = 1e-5, use_scale: bool = True, use_bias: bool = Tr
         dx = _standardize_backward(g, x_hat, r, (-1,)) if need_dx else None
         return (tuple(grads) if plain else grads), dx
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)
 
 
 class BatchNormState(NamedTuple):
@@ -282,4 +282,5 @@ def batch_norm(*, momentum: float = 0.9, eps: float = 1e-5, use_scale: bool = Tr
                   else g * r)
         return (tuple(grads) if plain else grads), dx
 
-    return stateful_from_forward_backward(name, init_with_state, forward, backward)
+    return stateful_from_forward_backward(name, init_with_state, forward, backward,
+                                          uses_key=False)

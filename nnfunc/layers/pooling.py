@@ -83,7 +83,7 @@ def _pool(family: str, ndim: int, window: Any, stride: Any, padding: Any,
         dx4 = _patches.scatter(win, x_shape[0], x_shape[-1], dy.dtype, backward4(dy4, aux, win))
         return (), (dx4[:, 0] if ndim == 1 else dx4)
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)
 
 
 def _max_forward(x: Array, win: _patches.Window) -> tuple[Array, tuple[Array, Array]]:
@@ -255,7 +255,7 @@ def _global(name: str, reduce: Callable[[Array], tuple[Array, Any]],
         aux, x_shape = res
         return (), spread(dy, aux, (x_shape[0], -1, x_shape[-1])).reshape(x_shape)
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)
 
 
 def _mean_reduce(xs: Array) -> tuple[Array, int]:

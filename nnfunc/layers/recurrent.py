@@ -236,7 +236,7 @@ def _sequence_layer(family: _Family, d_hidden: int, return_sequences: bool,
             return grads, None
         return grads, np.array(dx.reshape(steps, n, -1).transpose(1, 0, 2), order="C")
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)
 
 
 def _cell_layer(family: _Family, d_hidden: int, w_init: Initializer, h_init: Initializer,
@@ -291,7 +291,7 @@ def _cell_layer(family: _Family, d_hidden: int, w_init: Initializer, h_init: Ini
             return grads, None
         return grads, ((dcarry0 if family.carries == 2 else dcarry0[0]), dx)
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)
 
 
 # -- public factories ------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def _reshape_layer(name: str, target: Any) -> Layer:
                  need_dx: bool) -> tuple[tuple[()], Array | None]:
         return (), (dy.reshape(in_shape) if need_dx else None)
 
-    return from_forward_backward(name, init, forward, backward)
+    return from_forward_backward(name, init, forward, backward, uses_key=False)
 
 
 def _flat(shape: Shape) -> Shape:

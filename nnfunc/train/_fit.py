@@ -23,6 +23,7 @@ from nnfunc.callbacks import Callback, Decision, EpochInfo, as_callback
 from nnfunc.layer import (
     Layer,
     is_stateful,
+    uses_key,
 )
 from nnfunc.losses import Loss
 from nnfunc.optim.base import replace_params, state_params, update_fn
@@ -164,10 +165,11 @@ def _with_params(component: str, state: Any, params: PyTree) -> Any:
                    str(err)) from None
 
 
-BatchStep = Callable[[PyTree, Any, Any, "Array | None", Key], tuple[Any, Any, Any, Any, Any]]
+BatchStep = Callable[[PyTree, Any, Any, "Array | None", "Key | None"],
+                     tuple[Any, Any, Any, Any, Any]]
 """``step(params, model_state, idx, weights, key) -> (loss, grads, y_pred, y, model_state)``
 of the global batch ``idx`` with those samples' ``weights`` (``model_state`` is ``()`` for a
-stateless model)."""
+stateless model; ``key`` is ``None`` for a model that reads none)."""
 
 
 def _batch_step(model: Layer, loss: Loss, x: Any, y: Any, need_preds: bool) -> BatchStep:
@@ -175,7 +177,7 @@ def _batch_step(model: Layer, loss: Loss, x: Any, y: Any, need_preds: bool) -> B
     stateful = is_stateful(model)
 
     def step(params: PyTree, model_state: Any, idx: Any, wb: Array | None,
-             key: Key) -> tuple[Any, Any, Any, Any, Any]:
+             key: Key | None) -> tuple[Any, Any, Any, Any, Any]:
         xb, yb = _take(x, idx), _take(y, idx)
         if stateful:
             value, grads, y_pred, model_state = _stateful_forward_backward(
@@ -340,6 +342,7 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
     batch = (_batch_step if _shards is None else _shards.batch)(model, loss, x, y, bool(metrics))
     validate = evaluate if _shards is None else _shards.evaluate
     own = workspace.Workspace()  # the steps' arrays, reused from one step to the next
+    keyed = uses_key(model)  # a model that reads no key (no dropout) gets none: same results
     while epoch < epochs:
         start = time.perf_counter()
         k_perm, k_steps = random.split(random.fold_in(key, epoch))
@@ -354,8 +357,8 @@ def fit(model: Layer, loss: Loss, optimizer: Any, params: PyTree, data: tuple[An
                 continue
             token = workspace.enter(own)
             try:
-                value, grads, y_pred, yb, model_state = batch(params, model_state, idx, wb,
-                                                              random.fold_in(k_steps, i))
+                value, grads, y_pred, yb, model_state = batch(
+                    params, model_state, idx, wb, random.fold_in(k_steps, i) if keyed else None)
                 state, params = (update_own if i else optimizer.update)(state, grads)
             finally:
                 workspace.leave(token)
