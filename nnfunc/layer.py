@@ -244,8 +244,9 @@ _PARTS: weakref.WeakKeyDictionary[Any, tuple[Forward, Backward]] = weakref.WeakK
 """Each :func:`from_forward_backward` layer's ``vjp`` -> its ``(forward, backward)``."""
 
 
-_KEYLESS: weakref.WeakSet[Any] = weakref.WeakSet()
-"""The ``apply`` of every layer built with ``uses_key=False``."""
+_KEYLESS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+"""The ``apply`` of every layer built with ``uses_key=False`` -> its ``vjp`` (a
+layer made from another's ``apply`` but a ``vjp`` of its own is not keyless)."""
 
 
 def forward_backward_of(layer: Layer) -> tuple[Forward, Backward] | None:
@@ -298,7 +299,7 @@ def from_forward_backward(name: str, init: InitFn, forward: Forward, backward: B
 
     _PARTS[layer_vjp] = (forward, backward)
     if not uses_key:
-        _KEYLESS.add(apply)
+        _KEYLESS[apply] = layer_vjp
     return Layer(init, apply, grad, layer_vjp, name, children)
 
 
@@ -318,7 +319,8 @@ def uses_key(layer: Layer) -> bool:
     >>> uses_key(serial(dense(3), dense(2))), uses_key(serial(dense(3), dropout(0.5)))
     (False, True)
     """
-    return layer.apply not in _KEYLESS
+    vjp_fn = _KEYLESS.get(layer.apply)
+    return vjp_fn is None or vjp_fn is not layer.vjp
 
 
 def _any_float(x: Any) -> bool:
@@ -435,7 +437,7 @@ def stateful_from_forward_backward(
         return y, new_state, _checked_pullback(name, y, params, res, backward)
 
     if not uses_key:
-        _KEYLESS.add(apply)
+        _KEYLESS[apply] = layer_vjp
     # the stateful vjp sits in the field typed for the stateless one; vjp_with_state
     # reads it back with its real type
     return Layer(init, apply, grad, cast(VjpFn, layer_vjp), name, children, init_with_state)

@@ -152,6 +152,16 @@ def test_only_layers_with_dropout_use_their_key() -> None:
     assert {e.id for e in LAYERS if e.random} <= set(keyed)
 
 
+def test_a_layer_put_together_from_a_keyless_ones_parts_uses_its_key() -> None:
+    from nnfunc.layer import Layer
+    from nnfunc.layers import dense, dropout
+
+    d = dense(3)
+    assert not uses_key(d._replace(name="renamed"))
+    assert uses_key(Layer(d.init, d.apply, d.grad))  # nnfunc.vjp would call this grad
+    assert uses_key(Layer(d.init, d.apply, d.grad, dropout(0.5).vjp))
+
+
 @pytest.mark.parametrize("entry", [e for e in LAYERS if e.random], ids=lambda e: e.id)
 def test_different_keys_give_different_masks(entry: Entry) -> None:
     x = random.normal(random.key(2), (64, 6), np.float32)
