@@ -17,6 +17,49 @@ def test_same_key_same_numbers(seed: int) -> None:
     np.testing.assert_array_equal(random.split(k, 3), random.split(k, 3))
 
 
+words = st.integers(0, 2**64 - 1)
+
+
+@given(k0=words, k1=words, tag=st.integers(0, 2), word=words, block=st.integers(0, 2**40),
+       n=st.integers(1, 12))
+def test_the_generators_are_numpys_philox_under_the_key(k0: int, k1: int, tag: int, word: int,
+                                                         block: int, n: int) -> None:
+    # built with the key handed over as a seed sequence, not Philox(key=...): the same stream
+    from nnfunc.random import _philox
+
+    k = np.array([k0, k1], np.uint64)
+    want = np.random.Philox(key=k, counter=np.array([block, 0, word, tag], np.uint64))
+    np.testing.assert_array_equal(_philox(k, tag, word, block).random_raw(n), want.random_raw(n))
+
+
+def test_split_fold_in_and_draws_are_those_of_numpys_philox() -> None:
+    k = random.key(7)
+    def raw(tag: int, word: int, n: int) -> np.ndarray:
+        counter = np.array([0, 0, word, tag], np.uint64)
+        return np.asarray(np.random.Philox(key=k, counter=counter).random_raw(n), np.uint64)
+    np.testing.assert_array_equal(random.split(k, 3), raw(1, 0, 6).reshape(3, 2))
+    np.testing.assert_array_equal(random.fold_in(k, 5), raw(2, 5, 2))
+    draw = np.random.Generator(np.random.Philox(key=k, counter=np.zeros(4, np.uint64)))
+    np.testing.assert_array_equal(random.uniform(k, (4, 3)), draw.random((4, 3), np.float32))
+
+
+def test_a_seed_asked_otherwise_than_philox_asks_is_a_clear_error() -> None:
+    from nnfunc.random import _KeyWords
+
+    with pytest.raises(RuntimeError, match="4 words of uint32"):
+        _KeyWords(np.zeros(2, np.uint64)).generate_state(4, np.uint32)
+
+
+def test_import_nnfunc_does_not_import_numpy_random() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, nnfunc; print('numpy.random' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=120).stdout.strip()
+    assert out == "False"
+
+
 @given(st.integers(0, 2**32))
 def test_split_and_fold_in_give_distinct_keys(seed: int) -> None:
     k = random.key(seed)
