@@ -312,8 +312,8 @@ def uses_key(layer: Layer) -> bool:
     with any key or none, so ``fit`` derives no per-step key for it and a
     combinator derives none for its children: each derivation constructs a
     Philox generator (~15 µs; a split or fold-in per step was a tenth of a
-    small MLP's step when it was ~35). A
-    user's layer counts as using its key unless built with ``uses_key=False``.
+    small MLP's step when it was ~35). A user's layer counts as using its
+    key unless built with ``uses_key=False``.
 
     >>> from nnfunc.combinators import serial
     >>> from nnfunc.layers import dense, dropout
