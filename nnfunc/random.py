@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -172,13 +173,15 @@ def generator(k: Key, component: str = "random.generator") -> np.random.Generato
     return np.random.Generator(_philox(k, _DRAW))
 
 
-def _row_words(k: Key, shape: Shape, bits: int) -> npt.NDArray[np.uint64]:
+def _row_words(k: Key, shape: Shape, bits: int) -> npt.NDArray[np.unsignedinteger[Any]]:
     """Words ``offset·m .. (offset + n)·m`` of ``k``'s draw stream, ``m`` per row.
 
     NumPy's ``Generator`` makes a float64 from one 64-bit Philox word and a
     float32 from one 32-bit half-word, low half first; a counter-based
     generator can start at any 4-word block, so the shard's words are read
-    directly and its rows cost what they would in one process.
+    directly and its rows cost what they would in one process. (32-bit words
+    come as ``uint32``: on a little-endian machine the 64-bit words' own memory,
+    low half first.)
     """
     per_row = math.prod(shape[1:])
     first, count = row_offset(k) * per_row, shape[0] * per_row
@@ -187,12 +190,15 @@ def _row_words(k: Key, shape: Shape, bits: int) -> npt.NDArray[np.uint64]:
     start = first - 4 * per_word * block
     n_raw = -(-(start + count) // per_word)
     raw = np.asarray(_philox(k, _DRAW, block=block).random_raw(n_raw), dtype=np.uint64)
-    if bits == 32:
-        halves = np.empty((n_raw, 2), dtype=np.uint64)
+    words: npt.NDArray[np.unsignedinteger[Any]] = raw
+    if bits == 32 and sys.byteorder == "little":
+        words = raw.view(np.uint32)
+    elif bits == 32:
+        halves = np.empty((n_raw, 2), dtype=np.uint32)
         halves[:, 0] = raw & np.uint64(0xFFFFFFFF)
         halves[:, 1] = raw >> np.uint64(32)
-        raw = halves.reshape(-1)
-    return raw[start:start + count]
+        words = halves.reshape(-1)
+    return words[start:start + count]
 
 
 def _unit_uniform(k: Key, shape: Shape, dt: np.dtype[Any], component: str) -> Array:

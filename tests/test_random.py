@@ -121,6 +121,20 @@ def test_row_offset_draws_are_rows_of_the_whole_draw(seed: int, n: int, features
                                       random.bernoulli(plain, 0.5, shape)[lo:hi])
 
 
+@pytest.mark.parametrize("byteorder", ["little", "big"])
+def test_row_offset_float32_words_on_either_byte_order(byteorder: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # little-endian reads the 32-bit halves from the words' memory; the other branch
+    # splits them arithmetically (the same halves, whatever this machine's order)
+    import sys
+
+    k = random.key(11)
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "byteorder", byteorder)
+        shard = random.uniform(random.with_row_offset(k, 3), (4, 5), np.float32)
+    np.testing.assert_array_equal(shard, random.uniform(k, (7, 5), np.float32)[3:])
+
+
 def test_row_offset_zero_and_scalar_draws_match_the_plain_key() -> None:
     k = random.key(11)
     z = random.with_row_offset(k, 0)
