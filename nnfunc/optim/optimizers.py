@@ -61,8 +61,8 @@ def _widened(leaves: Leaves) -> Leaves:
     return [a.astype(_F32) if a.dtype.itemsize < 4 else a for a in leaves]
 
 
-def _in_float32(rule: Apply, in_place: bool, ps: Leaves, gs: Leaves, slots: Sequence[Leaves],
-                eta: float, t: int) -> tuple[Leaves, list[Leaves]]:
+def _in_float32(rule: Apply, ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
+                t: int) -> tuple[Leaves, list[Leaves]]:
     """``rule`` for params some of which are float16: those params and their grads
     are widened to float32, the rule runs in float32 (slots included), and its
     new params are rounded back to each param's dtype once.
@@ -73,18 +73,15 @@ def _in_float32(rule: Apply, in_place: bool, ps: Leaves, gs: Leaves, slots: Sequ
     zero gradient and ``m/0`` for a small one: NaN and inf params after one
     step. (Mixed-precision training keeps its optimizer state in float32 for
     the same reason.) The slots are float32 from ``init``; float16 slots of a
-    state made before are widened here, and come back float32. When an
-    ``in_place`` rule (a donated update) overwrote the widened params, its
-    results are copied into the float16 params, given back as they came.
+    state made before are widened here, and come back float32. The new params
+    are always fresh arrays: the widened ones are copies, which no rule keeps
+    (a donated Adam update overwrites only arenas), so a donated update
+    overwrites the float32 slots but not the float16 params.
     """
-    wide = _widened(ps)
-    new_p, new_slots = rule(wide, _widened(gs), [_widened(s) if _narrow(s) else s for s in slots],
-                            eta, t)
-    if in_place and new_p is wide and all(p.flags.writeable for p in ps):
-        for p, a in zip(ps, wide):
-            if a is not p:
-                np.copyto(p, a, casting="same_kind")
-        return ps, new_slots
+    # a slot list with nothing to widen is passed as it is: an in-place rule gives
+    # the very list back, and the state's slot tree is reused
+    wide_slots = [_widened(s) if _narrow(s) else s for s in slots]
+    new_p, new_slots = rule(_widened(ps), _widened(gs), wide_slots, eta, t)
     return [a if a.dtype == p.dtype else a.astype(p.dtype) for a, p in zip(new_p, ps)], new_slots
 
 
@@ -137,7 +134,7 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
     own = workspace.Workspace()  # the update's arrays, reused once the caller drops them
     last_result: list[_Last | None] = [None]  # see _Last
 
-    def updater(rule: Apply, in_place: bool) -> Update:
+    def updater(rule: Apply) -> Update:
         def update(state: OptState, grads: PyTree) -> tuple[OptState, PyTree]:
             token = workspace.enter(own)
             try:
@@ -171,9 +168,8 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
                 last = None
             eta = (fixed * state.lr_scale if fixed is not None
                    else current_lr(name, schedule, state.step, state.lr_scale))
-            new_p, new_slots = (_in_float32(rule, in_place, ps, gs, slot_leaves, eta,
-                                            state.step + 1) if narrow
-                                else rule(ps, gs, slot_leaves, eta, state.step + 1))
+            new_p, new_slots = (_in_float32(rule, ps, gs, slot_leaves, eta, state.step + 1)
+                                if narrow else rule(ps, gs, slot_leaves, eta, state.step + 1))
             # leaves updated in place come back as the very lists: reuse their trees
             params, slots = state.params, state.slots
             same_slots = True
@@ -196,8 +192,8 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
 
         return update
 
-    return Optimizer(init, updater(apply, False), name,
-                     None if apply_in_place is None else updater(apply_in_place, True))
+    return Optimizer(init, updater(apply), name,
+                     None if apply_in_place is None else updater(apply_in_place))
 
 
 def _c(x: Array, value: float) -> Any:
