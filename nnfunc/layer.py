@@ -51,7 +51,7 @@ from typing import Any, NamedTuple, Protocol, cast
 import numpy as np
 
 from nnfunc import tree
-from nnfunc._validate import describe, fail, type_fail
+from nnfunc._validate import describe, fail, flag, type_fail
 from nnfunc.typing import Array, Input, Key, PyTree, Shape, ShapeTree
 
 __all__ = ["NO_STATE", "Backward", "Forward", "Layer", "Like", "Pullback", "StatefulForward",
@@ -298,7 +298,7 @@ def from_forward_backward(name: str, init: InitFn, forward: Forward, backward: B
         return y, _checked_pullback(name, y, params, res, backward)
 
     _PARTS[layer_vjp] = (forward, backward)
-    if not uses_key:
+    if not flag(uses_key, "from_forward_backward", "uses_key"):
         _KEYLESS[apply] = layer_vjp
     return Layer(init, apply, grad, layer_vjp, name, children)
 
@@ -437,7 +437,7 @@ def stateful_from_forward_backward(
         y, new_state, res = forward(params, _require_state(name, state), x, key, train)
         return y, new_state, _checked_pullback(name, y, params, res, backward)
 
-    if not uses_key:
+    if not flag(uses_key, "stateful_from_forward_backward", "uses_key"):
         _KEYLESS[apply] = layer_vjp
     # the stateful vjp sits in the field typed for the stateless one; vjp_with_state
     # reads it back with its real type

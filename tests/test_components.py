@@ -162,6 +162,18 @@ def test_a_layer_put_together_from_a_keyless_ones_parts_uses_its_key() -> None:
     assert uses_key(Layer(d.init, d.apply, d.grad, dropout(0.5).vjp))
 
 
+@pytest.mark.parametrize("value", [0, "no", None])
+def test_uses_key_must_be_a_bool(value: Any) -> None:
+    from nnfunc.layer import from_forward_backward, stateful_from_forward_backward
+
+    parts = (lambda k, s: (s, ()), lambda p, x, k, t: (x, None), lambda p, r, dy, n: ((), dy))
+    with pytest.raises(TypeError, match=r"from_forward_backward: uses_key must be a bool"):
+        from_forward_backward("l", *parts, uses_key=value)
+    with pytest.raises(TypeError, match=r"stateful_from_forward_backward: uses_key must be a bool"):
+        stateful_from_forward_backward("l", lambda k, s: (s, (), ()), lambda p, st, x, k, t:
+                                       (x, st, None), parts[2], uses_key=value)
+
+
 @pytest.mark.parametrize("entry", [e for e in LAYERS if e.random], ids=lambda e: e.id)
 def test_different_keys_give_different_masks(entry: Entry) -> None:
     x = random.normal(random.key(2), (64, 6), np.float32)
