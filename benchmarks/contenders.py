@@ -9,7 +9,7 @@ interpreter of its own, against a floor timed in that same interpreter
 ``nnfunc_tuned`` exists only that way, since the setting it applies would
 change every other contender in the process; so does ``nnfunc_numpy``, the
 default step with Adam's NumPy kernel in place of the compiled loop (what a
-user without the ``fast`` extra runs; ``NNFUNC_NUMBA=0``).
+user whose install found no C compiler runs; ``NNFUNC_COMPILED=0``).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def make_contender(name: str, w: Workload, dtype: npt.DTypeLike) -> Contender:
         if name == "nnfunc_numpy":  # only ever in a process of its own (see time_fresh)
             from nnfunc.optim import _compiled
 
-            os.environ["NNFUNC_NUMBA"] = "0"
+            os.environ["NNFUNC_COMPILED"] = "0"
             _compiled.kernels.cache_clear()
         nn = make_nnfunc_step(w, dtype, donate=name != "nnfunc_pure")
         return Contender(nn.run, {"dtype": dt, "via": nn.via})

@@ -25,7 +25,7 @@ from benchmarks.import_time import run_child
 _CHILD = """
 import json, os, resource
 if {numpy_adam}:
-    os.environ["NNFUNC_NUMBA"] = "0"
+    os.environ["NNFUNC_COMPILED"] = "0"
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def hwm_mib():
@@ -66,9 +66,8 @@ def measure_memory(workload: str = "medium", steps: int = 20,
     "peak_mib", "vm_hwm_mib"}, "nnfunc_numpy_adam": {...}, "numpy_floor":
     {...}}`` (``ru_maxrss`` after the imports and at the end; ``VmHWM`` at the
     end, ``None`` off Linux). ``nnfunc_numpy_adam`` runs with
-    ``NNFUNC_NUMBA=0``: where Numba is installed, ``nnfunc``'s peak includes
-    the compiler Numba loads (LLVM, about 130 MiB), a cost per process that
-    does not grow with the model.
+    ``NNFUNC_COMPILED=0``, Adam's NumPy kernel instead of the compiled loop
+    (whose chunked passes need one scratch chunk more).
     ``tune`` applies ``nnfunc.allocator.tune()`` in the nnfunc child, as the
     timed run did.
     """

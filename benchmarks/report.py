@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from importlib import import_module, metadata
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -99,20 +99,14 @@ def machine_info(dtype: str, repeats: int, allocator_tuned: bool = False) -> dic
 
 
 def adam_kernel() -> str:
-    """Which Adam update the nnfunc columns run: Numba's compiled loop or NumPy's kernel.
-
-    Told without importing Numba: this process's peak memory would carry over
-    into the children that measure memory (see :mod:`benchmarks.memory`).
-    """
+    """Which Adam update the nnfunc columns run: the C extension's loop or NumPy's kernel."""
     from nnfunc.optim import _compiled
 
+    if not _compiled.available():
+        return "NumPy kernel (nnfunc.optim._fused not built: no C compiler at install)"
     if not _compiled.wanted():
-        return "NumPy kernel (NNFUNC_NUMBA=0)"
-    try:
-        return (f"compiled loop (numba {metadata.version('numba')}) on updates of "
-                f"{_compiled.MIN_SIZE:,}+ params, NumPy kernel below")
-    except metadata.PackageNotFoundError:
-        return "NumPy kernel (Numba not installed)"
+        return "NumPy kernel (NNFUNC_COMPILED=0)"
+    return "compiled loop (nnfunc.optim._fused, C)"
 
 
 def header(info: dict[str, Any]) -> str:
@@ -239,7 +233,7 @@ def process_lines(imports: dict[str, Any] | None, memory: dict[str, Any] | None,
                      f"{_mib(nn['vm_hwm_mib'])} vs {_mib(fl['vm_hwm_mib'])}")
         plain = memory.get("nnfunc_numpy_adam")
         if plain is not None:
-            lines.append(f"peak RSS, the same with NNFUNC_NUMBA=0 (no Numba loaded): nnfunc "
+            lines.append(f"peak RSS, the same with NNFUNC_COMPILED=0 (NumPy's Adam): nnfunc "
                          f"{plain['peak_mib']:.0f} MiB (after imports {plain['base_mib']:.0f}), "
                          f"own VmHWM {_mib(plain['vm_hwm_mib'])}")
     return "\n".join(lines)

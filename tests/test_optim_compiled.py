@@ -1,8 +1,9 @@
-"""Adam's compiled loop (nnfunc.optim._compiled, the ``fast`` extra) against its NumPy kernel.
+"""Adam's compiled loop (nnfunc.optim._compiled: the C extension _fused) against its NumPy kernel.
 
 The two must give the same bits: the compiled loop is only a faster way of
-doing the NumPy kernel's float operations in the NumPy kernel's order. Numba
-is part of the test extra, so these tests always run where the suite runs.
+doing the NumPy kernel's float operations in the NumPy kernel's order. The
+extension is built wherever the suite runs (a C compiler is part of every
+machine the project is tested on), so these tests always compare the two.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
         np.array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}")))
 
 
-def test_numba_is_there_and_compiles() -> None:
-    # the test extra brings Numba: without it every other test here would compare NumPy to itself
+def test_the_extension_is_built_and_on() -> None:
+    # without it every other test here would compare NumPy to itself
+    assert _compiled.available(), ("nnfunc.optim._fused was not built: reinstall nnfunc "
+                                   "with a C compiler at hand (pip install -e .)")
     assert _compiled.kernels() is not None
 
 
 floats = st.floats(-1e4, 1e4, allow_nan=False, width=32)
 
 
-@given(n=st.integers(0, 70), seed=st.integers(0, 2**32 - 1),
+@given(n=st.integers(0, 300), seed=st.integers(0, 2**32 - 1),
        dtype=st.sampled_from(["float32", "float64"]),
        b1=st.floats(0.0, 0.999), b2=st.floats(0.0, 0.9999), eta=st.floats(0.0, 1.0),
        eps=st.floats(1e-12, 1.0), wd=st.sampled_from([0.0, 1e-4, 0.3]), t=st.integers(1, 10_000),
@@ -59,14 +62,20 @@ def test_the_compiled_loop_gives_the_numpy_kernels_bits(
     kernels.into(p, g, m, v, *into, np.array(k.values, dtype))
     in_place = [p.copy(), m.copy(), v.copy()]
     kernels.in_place(in_place[0], g, in_place[1], in_place[2], np.array(k.values, dtype))
-    for w, a, b in zip(want, into, in_place):
+    # strided g, m and v, and p2 written over p itself: the element-by-element loop
+    own_p = p.copy()
+    g2, m2, v2 = (np.repeat(a, 2)[::2] for a in (g, m, v))
+    general = [own_p, np.empty_like(p), np.empty_like(p)]
+    kernels.into(own_p, g2, m2, v2, *general, np.array(k.values, dtype))
+    for w, a, b, c in zip(want, into, in_place, general):
         assert _same_bits(w, a)
         assert _same_bits(w, b)
+        assert _same_bits(w, c)
 
 
 def _leaves(dtype: str, rows: int = 300) -> dict[str, Any]:
     # big leaves (read where they lie) beside small ones (concatenated), and a
-    # non-contiguous gradient leaf below; 75,102 params with rows=300 (over MIN_SIZE)
+    # non-contiguous gradient leaf below; 75,102 params with rows=300
     rng = np.random.default_rng(0)
     return {"w": rng.standard_normal((200, 90)).astype(dtype),
             "b": rng.standard_normal(90).astype(dtype),
@@ -94,7 +103,7 @@ OPTIMIZERS = [pytest.param(lambda: optim.adam(0.01), id="adam"),
 @pytest.mark.parametrize("make", OPTIMIZERS)
 @pytest.mark.parametrize("donate", [False, True])
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
-def test_training_gives_the_same_bits_with_and_without_numba(
+def test_training_gives_the_same_bits_with_and_without_the_loop(
         make: Any, donate: bool, dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
     compiled = _train(make, donate, dtype)
     with monkeypatch.context() as patch:
@@ -136,15 +145,46 @@ def test_updates_go_through_the_compiled_loops(dtype: str,
         assert loop in calls
 
 
-def test_a_small_update_keeps_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 37,102 params: under MIN_SIZE, Numba's start-up would cost more than the loop saves
-    assert sum(a.size for a in _leaves("float32", rows=100).values()) < _compiled.MIN_SIZE
+def test_a_small_update_takes_the_loop_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the extension costs nothing to load, so even a 2-leaf, 19-param update takes it
+    real = _compiled.kernels()
     calls: list[str] = []
-    monkeypatch.setattr(_compiled, "kernels", lambda: _recording(calls, None))
-    for donate in (True, False):
-        _, params = _train(OPTIMIZERS[0].values[0], donate, "float32", steps=3, rows=100)
-        assert np.isfinite(params["u"]).all()
-    assert calls == []
+    monkeypatch.setattr(_compiled, "kernels", lambda: _recording(calls, real))
+    opt = optim.adam(0.1)
+    params = {"w": np.ones((3, 5), np.float32), "b": np.zeros(4, np.float32)}
+    _, new = opt.update(opt.init(params), {"w": np.ones((3, 5), np.float32),
+                                           "b": np.ones(4, np.float32)})
+    assert calls == ["into"]
+    # the first step is θ - η·g/(|g| + ε) ≈ θ - η·sign(g)
+    np.testing.assert_allclose(new["b"], np.full(4, -0.1, np.float32), rtol=1e-6)
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ((np.zeros(3, np.float32),) * 4 + (np.zeros(6, np.float32),), "k must hold 7"),
+    ((np.zeros(3, np.float32),) * 3 + (np.zeros(4, np.float32), np.zeros(7, np.float32)),
+     "v must all have p's length"),
+    ((np.zeros(3, np.float32), np.zeros(3), np.zeros(3, np.float32), np.zeros(3, np.float32),
+      np.zeros(7, np.float32)), "g must be float32 or float64"),
+    ((np.zeros((3, 1), np.float32),) * 4 + (np.zeros(7, np.float32),), "one-dimensional"),
+    ((np.zeros(6, np.float32)[::2],) + (np.zeros(3, np.float32),) * 3
+     + (np.zeros(7, np.float32),), "p must be contiguous"),
+    ((np.zeros(3, np.int32),) * 4 + (np.zeros(7, np.int32),), "float32 or float64"),
+])
+def test_the_loops_refuse_arrays_they_cannot_take(args: tuple[Any, ...], match: str) -> None:
+    # nnfunc never passes such arrays; a mistake inside nnfunc must not write out of bounds
+    kernels = _compiled.kernels()
+    assert kernels is not None
+    with pytest.raises(ValueError, match=match):
+        kernels.in_place(*args)
+
+
+def test_a_read_only_output_is_refused() -> None:
+    kernels = _compiled.kernels()
+    assert kernels is not None
+    p = np.zeros(3, np.float32)
+    p.flags.writeable = False
+    with pytest.raises((BufferError, ValueError, TypeError)):
+        kernels.in_place(p, *(np.zeros(3, np.float32),) * 3, np.zeros(7, np.float32))
 
 
 def test_float16_params_are_updated_in_float32_through_the_loops(
@@ -163,51 +203,28 @@ def test_float16_params_are_updated_in_float32_through_the_loops(
         assert {a.dtype for a in tree.leaves(state.slots)} == {np.dtype(np.float32)}
 
 
-def test_nnfunc_numba_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NNFUNC_NUMBA", "0")
+def test_nnfunc_compiled_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NNFUNC_COMPILED", "0")
     _compiled.kernels.cache_clear()
     try:
         assert _compiled.kernels() is None
+        assert _compiled.available()
     finally:
-        monkeypatch.delenv("NNFUNC_NUMBA")
+        monkeypatch.delenv("NNFUNC_COMPILED")
         _compiled.kernels.cache_clear()
     assert _compiled.kernels() is not None
 
 
-def test_without_numba_adam_keeps_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
+def test_without_the_extension_adam_keeps_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # an install made without a C compiler: importing the extension raises ImportError
+    monkeypatch.setitem(sys.modules, "nnfunc.optim._fused", None)
+    _compiled._module.cache_clear()
     _compiled.kernels.cache_clear()
     try:
+        assert not _compiled.available()
         assert _compiled.kernels() is None
         _, params = _train(OPTIMIZERS[0].values[0], False, "float32", steps=2)
         assert np.isfinite(params["w"]).all()
     finally:
-        _compiled.kernels.cache_clear()
-
-
-def test_no_writable_cache_directory_compiles_without_a_cache(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # what Numba does on a read-only install with no usable $HOME: RuntimeError at decoration
-    import numba
-
-    real = numba.njit
-    asked: list[bool] = []
-
-    def njit(**options: Any) -> Any:
-        asked.append(options["cache"])
-        if options["cache"]:
-            raise RuntimeError("cannot cache function '_in_place': no locator available for file")
-        return real(**options)
-
-    monkeypatch.setattr(numba, "njit", njit)
-    _compiled.kernels.cache_clear()
-    try:
-        kernels = _compiled.kernels()
-        assert kernels is not None
-        assert asked == [True, False]
-        p, g, m, v = (np.full(3, x, np.float32) for x in (1.0, 0.5, 0.0, 0.0))
-        k = _adam._adam_scalars(0.9, 0.999, 0.1, 1e-8, 0.0, 1, np.dtype(np.float32))
-        kernels.in_place(p, g, m, v, np.array(k.values, np.float32))
-        np.testing.assert_allclose(p, 0.9, rtol=1e-6)  # the first step is θ - η·sign(g)
-    finally:
+        _compiled._module.cache_clear()
         _compiled.kernels.cache_clear()

@@ -3,7 +3,8 @@
 An editable install imports the source tree, so a package left out of the
 wheel goes unnoticed there; this builds both distributions (an isolated
 PEP 517 build, as ``pip install .`` does) and compares their contents with
-``nnfunc/**/__init__.py`` and the data files.
+``nnfunc/**/__init__.py`` and the data files, and checks that the wheel
+holds Adam's compiled loop (built from ``nnfunc/optim/_fused.c``).
 """
 
 from __future__ import annotations
@@ -46,10 +47,21 @@ def test_wheel_holds_the_source_tree(dists: Path) -> None:
     assert not missing, f"missing from {wheel.name}: {missing}"
 
 
+def test_wheel_holds_the_compiled_loop(dists: Path) -> None:
+    # the extension is optional (a machine without a C compiler installs without it), so a
+    # build that silently failed, or an sdist without its source, would go unnoticed but here
+    (wheel,) = dists.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    built = [n for n in names if n.startswith("nnfunc/optim/_fused.") and not n.endswith(".c")]
+    assert len(built) == 1, f"{wheel.name} holds {built} for nnfunc.optim._fused"
+    assert "-none-any" not in wheel.name  # a wheel with a compiled part is platform-specific
+
+
 def test_sdist_holds_the_source_tree(dists: Path) -> None:
     (sdist,) = dists.glob("*.tar.gz")
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    wanted = _source_files() | {"pyproject.toml", "README.md", "LICENSE"}
+    wanted = _source_files() | {"pyproject.toml", "setup.py", "README.md", "LICENSE",
+                                "nnfunc/optim/_fused.c"}
     missing = sorted(wanted - names)
     assert not missing, f"missing from {sdist.name}: {missing}"

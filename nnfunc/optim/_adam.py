@@ -4,8 +4,8 @@ The rule is :func:`~nnfunc.optim.optimizers._rule`'s, like every optimizer's;
 what is particular here is how it runs. The new params, ``m`` and ``v`` are
 *arenas* (:mod:`nnfunc.optim._arena`: one flat buffer each, the leaves views
 into it), so an update is a dozen NumPy calls over three flat buffers in
-cache-sized chunks whatever the number of leaves (or one compiled loop, with
-Numba: :mod:`nnfunc.optim._compiled`); a donated state's arenas
+cache-sized chunks whatever the number of leaves (or one compiled loop, where
+the C extension was built: :mod:`nnfunc.optim._compiled`); a donated state's arenas
 are overwritten in place, a pure update's results come from the optimizer's
 workspace; and given back the very lists it returned, an update knows their
 arenas without recognising them.
@@ -201,12 +201,11 @@ def _run(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
          wholes: tuple[Array, Array, Array]) -> None:
     """The kernel from the leaves (or their arenas' flat buffers ``inputs``) into
     the flat buffers ``wholes``: one chunk for a small model whose params, ``m``
-    and ``v`` are all arenas, else run by run, chunk by chunk; or, with Numba
-    (:mod:`~nnfunc.optim._compiled`), one compiled loop per run."""
+    and ``v`` are all arenas, else run by run, chunk by chunk; or, where the C
+    extension was built (:mod:`~nnfunc.optim._compiled`), one compiled loop per run."""
     size, dtype = wholes[0].size, wholes[0].dtype
     flat_p, flat_m, flat_v = inputs
-    compiled = (_compiled.kernels() if size >= _compiled.MIN_SIZE and dtype in _compiled.DTYPES
-                else None)
+    compiled = _compiled.kernels() if dtype in _compiled.DTYPES else None
     in_place = wholes[0] is flat_p and wholes[1] is flat_m and wholes[2] is flat_v
     if flat_p is not None and flat_m is not None and flat_v is not None and (
             size <= _CHUNK or compiled is not None):
@@ -368,8 +367,8 @@ def adam(lr: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999,
     ``m̂ = m/(1-β₁ᵗ)``;  ``v̂ = v/(1-β₂ᵗ)``;  ``θ ← θ - η m̂/(√v̂ + ε)``.
 
     The update is fused: each array streams through memory once, in chunks
-    that stay in cache for the dozen NumPy operations of the rule — or, with
-    Numba installed (the ``fast`` extra), as one compiled loop that gives the
+    that stay in cache for the dozen NumPy operations of the rule — or, where
+    ``pip install`` found a C compiler, as one compiled loop that gives the
     same bits (:mod:`nnfunc.optim._compiled`).
 
     Raises:

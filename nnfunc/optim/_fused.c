@@ -1,0 +1,263 @@
+/* Adam's update as one loop over the leaves laid end to end (nnfunc.optim._native).
+ *
+ * For element i, with the step's constants k = (b1, c1, b2, c2, lr, eps, decay)
+ * (c1 = 1 - b1, c2 = 1 - b2, lr and eps bias-corrected, decay = 1 - lr * weight decay),
+ * each rounded to the leaves' dtype:
+ *
+ *     m' = m*b1 + g*c1
+ *     v' = v*b2 + (g*g)*c2
+ *     p' = p*decay - (m' / (sqrt(v') + eps))*lr
+ *
+ * These are the NumPy kernel's operations (nnfunc.optim._adam._adam_chunk) in its
+ * order, each rounded to the dtype, so both give the same bits: the build turns off
+ * floating-point contraction (no fused multiply-add), keeps IEEE semantics (no
+ * fast-math), and sqrt and division are correctly rounded in every instruction set.
+ * (NumPy skips p*decay when decay is 1; p*1 is p.)
+ *
+ * The arrays come through the buffer protocol, so no NumPy header is needed: all
+ * one-dimensional, of one length and one format ('f' or 'd'), the outputs contiguous,
+ * the inputs of any stride (contiguous and apart from the outputs, they take the
+ * vectorised loops; else an element-by-element one).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+#if defined(_MSC_VER)
+#define restrict __restrict
+#endif
+
+/* One loop per instruction set the CPU may have, picked at load time (GCC and
+ * Clang on x86-64 Linux); elsewhere the compiler's baseline. */
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLONES
+#endif
+
+/* Below this many elements the GIL is kept: releasing it costs more than the loop. */
+#define RELEASE_GIL_FROM 16384
+
+#define ADAM_LOOPS(T, SQRT)                                                              \
+    CLONES void adam_in_place_##T(Py_ssize_t n, T *restrict p, const T *restrict g,      \
+                                  T *restrict m, T *restrict v, const T *k) {            \
+        const T b1 = k[0], c1 = k[1], b2 = k[2], c2 = k[3], lr = k[4], eps = k[5],       \
+                decay = k[6];                                                            \
+        for (Py_ssize_t i = 0; i < n; i++) {                                             \
+            const T gi = g[i];                                                           \
+            const T mi = m[i] * b1 + gi * c1;                                            \
+            const T vi = v[i] * b2 + (gi * gi) * c2;                                     \
+            m[i] = mi;                                                                   \
+            v[i] = vi;                                                                   \
+            p[i] = p[i] * decay - (mi / (SQRT(vi) + eps)) * lr;                          \
+        }                                                                                \
+    }                                                                                    \
+    CLONES void adam_into_##T(Py_ssize_t n, const T *restrict p, const T *restrict g,    \
+                              const T *restrict m, const T *restrict v, T *restrict p2,  \
+                              T *restrict m2, T *restrict v2, const T *k) {              \
+        const T b1 = k[0], c1 = k[1], b2 = k[2], c2 = k[3], lr = k[4], eps = k[5],       \
+                decay = k[6];                                                            \
+        for (Py_ssize_t i = 0; i < n; i++) {                                             \
+            const T gi = g[i];                                                           \
+            const T mi = m[i] * b1 + gi * c1;                                            \
+            const T vi = v[i] * b2 + (gi * gi) * c2;                                     \
+            m2[i] = mi;                                                                  \
+            v2[i] = vi;                                                                  \
+            p2[i] = p[i] * decay - (mi / (SQRT(vi) + eps)) * lr;                         \
+        }                                                                                \
+    }                                                                                    \
+    /* any strides of the inputs, any aliasing between inputs and outputs: element by */ \
+    /* element, every input of an element read before any output of it is written */    \
+    static void adam_general_##T(Py_ssize_t n, const Py_buffer *in, T *p2, T *m2, T *v2, \
+                                 const T *k) {                                           \
+        const T b1 = k[0], c1 = k[1], b2 = k[2], c2 = k[3], lr = k[4], eps = k[5],       \
+                decay = k[6];                                                            \
+        const char *p = in[0].buf, *g = in[1].buf, *m = in[2].buf, *v = in[3].buf;       \
+        const Py_ssize_t ps = in[0].strides[0], gs = in[1].strides[0],                   \
+                         ms = in[2].strides[0], vs = in[3].strides[0];                   \
+        for (Py_ssize_t i = 0; i < n; i++) {                                             \
+            T pi, gi, mi, vi;                                                            \
+            memcpy(&pi, p + i * ps, sizeof(T));                                          \
+            memcpy(&gi, g + i * gs, sizeof(T));                                          \
+            memcpy(&mi, m + i * ms, sizeof(T));                                          \
+            memcpy(&vi, v + i * vs, sizeof(T));                                          \
+            mi = mi * b1 + gi * c1;                                                      \
+            vi = vi * b2 + (gi * gi) * c2;                                               \
+            m2[i] = mi;                                                                  \
+            v2[i] = vi;                                                                  \
+            p2[i] = pi * decay - (mi / (SQRT(vi) + eps)) * lr;                           \
+        }                                                                                \
+    }
+
+ADAM_LOOPS(float, sqrtf)
+ADAM_LOOPS(double, sqrt)
+
+enum { P, G, M, V, P2, M2, V2, K, MAX_ARGS };
+
+static const char *const NAMES[MAX_ARGS] = {"p", "g", "m", "v", "p2", "m2", "v2", "k"};
+
+static void release(Py_buffer *views, int count) {
+    for (int i = 0; i < count; i++) {
+        PyBuffer_Release(&views[i]);
+    }
+}
+
+/* Whether two buffers' bytes overlap. */
+static int overlap(const Py_buffer *a, const Py_buffer *b) {
+    const char *a0 = a->buf, *b0 = b->buf;
+    return a0 < b0 + b->len && b0 < a0 + a->len;
+}
+
+/* Take the buffers of args[0:count], argument i in role slots[i] (K: the seven
+ * constants), writable where writable[i]. Returns the item size (4 or 8), or 0 with
+ * an exception set (every buffer released). */
+static Py_ssize_t take(PyObject *const *args, int count, const int *slots,
+                       const int *writable, Py_buffer *views) {
+    for (int i = 0; i < count; i++) {
+        int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable[i] ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(args[i], &views[i], flags) < 0) {
+            release(views, i);
+            return 0;
+        }
+    }
+    const char *format = views[0].format;
+    Py_ssize_t itemsize = views[0].itemsize;
+    Py_ssize_t n = views[0].ndim == 1 ? views[0].shape[0] : -1;
+    for (int i = 0; i < count; i++) {
+        const Py_buffer *b = &views[i];
+        const char *why = NULL;
+        if (strcmp(b->format, format) != 0 || b->itemsize != itemsize ||
+            (strcmp(format, "f") != 0 && strcmp(format, "d") != 0) ||
+            (itemsize != 4 && itemsize != 8)) {
+            why = "must be float32 or float64 of native byte order, all alike";
+        } else if (b->ndim != 1) {
+            why = "must be one-dimensional";
+        } else if (slots[i] == K ? b->shape[0] != 7 : b->shape[0] != n) {
+            why = slots[i] == K ? "must hold 7 constants" : "must all have p's length";
+        } else if ((writable[i] || slots[i] == K) && b->strides[0] != itemsize) {
+            why = "must be contiguous";
+        } else if (b->strides[0] % itemsize != 0) {
+            why = "must have a stride of whole elements";
+        }
+        if (why != NULL) {
+            PyErr_Format(PyExc_ValueError, "nnfunc.optim._fused: %s %s (format %s, ndim %d)",
+                         NAMES[slots[i]], why, b->format, b->ndim);
+            release(views, count);
+            return 0;
+        }
+    }
+    return itemsize;
+}
+
+PyDoc_STRVAR(adam_in_place_doc,
+             "adam_in_place(p, g, m, v, k)\n--\n\n"
+             "Adam's update written over p, m and v (see the module source for the rule).");
+
+static PyObject *py_adam_in_place(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    static const int slots[] = {P, G, M, V, K}, writable[] = {1, 0, 1, 1, 0};
+    Py_buffer views[5];
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "adam_in_place takes 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    Py_ssize_t itemsize = take(args, 5, slots, writable, views);
+    if (itemsize == 0) {
+        return NULL;
+    }
+    Py_ssize_t n = views[0].shape[0];
+    int apart = views[1].strides[0] == itemsize && !overlap(&views[1], &views[0]) &&
+                !overlap(&views[1], &views[2]) && !overlap(&views[1], &views[3]) &&
+                !overlap(&views[0], &views[2]) && !overlap(&views[0], &views[3]) &&
+                !overlap(&views[2], &views[3]);
+    PyThreadState *state = n >= RELEASE_GIL_FROM ? PyEval_SaveThread() : NULL;
+    if (itemsize == 4) {
+        const float *k = views[4].buf;
+        if (apart) {
+            adam_in_place_float(n, views[0].buf, views[1].buf, views[2].buf, views[3].buf, k);
+        } else {
+            adam_general_float(n, views, views[0].buf, views[2].buf, views[3].buf, k);
+        }
+    } else {
+        const double *k = views[4].buf;
+        if (apart) {
+            adam_in_place_double(n, views[0].buf, views[1].buf, views[2].buf, views[3].buf,
+                                 k);
+        } else {
+            adam_general_double(n, views, views[0].buf, views[2].buf, views[3].buf, k);
+        }
+    }
+    if (state != NULL) {
+        PyEval_RestoreThread(state);
+    }
+    release(views, 5);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(adam_into_doc,
+             "adam_into(p, g, m, v, p2, m2, v2, k)\n--\n\n"
+             "Adam's update of p, m and v written into p2, m2 and v2.");
+
+static PyObject *py_adam_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    static const int slots[] = {P, G, M, V, P2, M2, V2, K};
+    static const int writable[] = {0, 0, 0, 0, 1, 1, 1, 0};
+    Py_buffer views[8];
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "adam_into takes 8 arguments, got %zd", nargs);
+        return NULL;
+    }
+    Py_ssize_t itemsize = take(args, 8, slots, writable, views);
+    if (itemsize == 0) {
+        return NULL;
+    }
+    Py_ssize_t n = views[0].shape[0];
+    int apart = 1;
+    for (int in = 0; in < 4; in++) {
+        apart = apart && views[in].strides[0] == itemsize;
+    }
+    for (int out = 4; out < 7 && apart; out++) {
+        for (int in = 0; in < 7 && apart; in++) {
+            apart = in == out || !overlap(&views[out], &views[in]);
+        }
+    }
+    PyThreadState *state = n >= RELEASE_GIL_FROM ? PyEval_SaveThread() : NULL;
+    if (itemsize == 4) {
+        const float *k = views[7].buf;
+        if (apart) {
+            adam_into_float(n, views[0].buf, views[1].buf, views[2].buf, views[3].buf,
+                            views[4].buf, views[5].buf, views[6].buf, k);
+        } else {
+            adam_general_float(n, views, views[4].buf, views[5].buf, views[6].buf, k);
+        }
+    } else {
+        const double *k = views[7].buf;
+        if (apart) {
+            adam_into_double(n, views[0].buf, views[1].buf, views[2].buf, views[3].buf,
+                             views[4].buf, views[5].buf, views[6].buf, k);
+        } else {
+            adam_general_double(n, views, views[4].buf, views[5].buf, views[6].buf, k);
+        }
+    }
+    if (state != NULL) {
+        PyEval_RestoreThread(state);
+    }
+    release(views, 8);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"adam_in_place", (PyCFunction)(void (*)(void))py_adam_in_place, METH_FASTCALL,
+     adam_in_place_doc},
+    {"adam_into", (PyCFunction)(void (*)(void))py_adam_into, METH_FASTCALL, adam_into_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fused",
+    "Adam's update as one compiled loop (built from _fused.c when a C compiler is present).",
+    0, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__fused(void) { return PyModule_Create(&module); }

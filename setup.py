@@ -1,0 +1,32 @@
+"""The build's one compiled part: Adam's fused loop, ``nnfunc.optim._fused``.
+
+Everything else is in ``pyproject.toml``. The extension is optional: where no C
+compiler is found (or the build fails) the package installs without it and Adam
+runs NumPy's kernel, which gives the same bits (``nnfunc/optim/_compiled.py``).
+"""
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+# Bit-for-bit agreement with NumPy's kernel needs IEEE arithmetic as written: no
+# fused multiply-add (-ffp-contract=off; GCC contracts by default), no fast-math.
+# -fno-math-errno lets sqrt be one instruction (and vectorise); it sets no errno
+# anyway for the non-negative v it is given.
+UNIX_FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
+
+
+class BuildExt(build_ext):
+    """``build_ext`` with the flags above on GCC-like compilers (MSVC's default,
+    ``/fp:precise``, neither contracts nor reorders)."""
+
+    def build_extensions(self) -> None:
+        if self.compiler.compiler_type in ("unix", "mingw32", "cygwin"):
+            for ext in self.extensions:
+                ext.extra_compile_args = [*ext.extra_compile_args, *UNIX_FLAGS]
+        super().build_extensions()
+
+
+setup(
+    ext_modules=[Extension("nnfunc.optim._fused", ["nnfunc/optim/_fused.c"], optional=True)],
+    cmdclass={"build_ext": BuildExt},
+)
