@@ -52,21 +52,22 @@ def test_the_compiled_loop_gives_the_numpy_kernels_bits(
     if n:
         g[0] = 0.0  # a zero gradient on zero moments: 0 / (0 + ε)
         m[0] = v[0] = 0.0
-    k = _adam._adam_scalars(b1, b2, eta, eps, wd, t, np.dtype(dtype))
+    k = _adam._adam_constants(b1, b2, eta, eps, wd, t)
     want = [np.empty_like(p) for _ in range(3)]
     with np.errstate(all="ignore"):  # huge grads overflow g² to inf in both
-        _adam._adam_chunk(k, p, g, m, v, *want, np.empty_like(p))
+        _adam._adam_chunk(_adam._adam_scalars(k, np.dtype(dtype)), p, g, m, v, *want,
+                          np.empty_like(p))
     kernels = _compiled.kernels()
     assert kernels is not None
     into = [np.empty_like(p) for _ in range(3)]
-    kernels.into(p, g, m, v, *into, np.array(k.values, dtype))
+    kernels.into(p, g, m, v, *into, np.array(k, dtype))
     in_place = [p.copy(), m.copy(), v.copy()]
-    kernels.in_place(in_place[0], g, in_place[1], in_place[2], np.array(k.values, dtype))
+    kernels.in_place(in_place[0], g, in_place[1], in_place[2], np.array(k, dtype))
     # strided g, m and v, and p2 written over p itself: the element-by-element loop
     own_p = p.copy()
     g2, m2, v2 = (np.repeat(a, 2)[::2] for a in (g, m, v))
     general = [own_p, np.empty_like(p), np.empty_like(p)]
-    kernels.into(own_p, g2, m2, v2, *general, np.array(k.values, dtype))
+    kernels.into(own_p, g2, m2, v2, *general, np.array(k, dtype))
     for w, a, b, c in zip(want, into, in_place, general):
         assert _same_bits(w, a)
         assert _same_bits(w, b)

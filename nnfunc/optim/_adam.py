@@ -14,7 +14,7 @@ arenas without recognising them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
@@ -41,40 +41,46 @@ _CHUNK = 1 << 17
 float32) streams through cache once instead of once per arithmetic op."""
 
 
+Constants = tuple[float, float, float, float, float, float, float]
+"""One step's ``(β₁, 1-β₁, β₂, 1-β₂, lr_hat, eps_hat, decay)``: ``lr_hat = η √(1-β₂ᵗ) /
+(1-β₁ᵗ)``, ``eps_hat = ε √(1-β₂ᵗ)``, ``decay = 1 - η λ`` (AdamW; 1 for Adam)."""
+
+
+def _adam_constants(b1: float, b2: float, eta: float, eps: float, weight_decay: float,
+                    t: int) -> Constants:
+    """The :data:`Constants` of step ``t`` (counted from 1)."""
+    bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+    root = math.sqrt(bc2)
+    return b1, 1 - b1, b2, 1 - b2, eta * root / bc1, eps * root, 1 - eta * weight_decay
+
+
 class _AdamScalars(NamedTuple):
-    """One step's constants for the kernel, in the leaves' dtype (see :func:`_adam_scalars`)."""
+    """The NumPy kernel's operands: a step's constants in the leaves' dtype (see
+    :func:`_adam_scalars`)."""
 
     b1: Array
     c1: Array  # 1 - β₁
     b2: Array
     c2: Array  # 1 - β₂
-    lr_hat: Array  # η √(1-β₂ᵗ) / (1-β₁ᵗ)
-    eps_hat: Array  # ε √(1-β₂ᵗ)
-    decay: float  # 1 - η λ (AdamW), 1 for Adam (a Python float: the kernel tests it)
-    values: tuple[float, ...]  # all seven as floats, the compiled loop's (see _compiled)
+    lr_hat: Array
+    eps_hat: Array
+    decay: float  # a Python float: the kernel tests it
 
 
-Scalars = Callable[[np.dtype[Any]], _AdamScalars]
-"""A step's constants given the leaves' dtype: ``partial(_adam_scalars, ..., t)``."""
-
-
-def _adam_scalars(b1: float, b2: float, eta: float, eps: float, weight_decay: float,
-                  t: int, dtype: np.dtype[Any]) -> _AdamScalars:
-    """The constants of step ``t`` (counted from 1) as 0-d arrays of ``dtype``
-    (β₁, β₂ and their complements made once, the two bias-corrected ones per step).
+def _adam_scalars(k: Constants, dtype: np.dtype[Any]) -> _AdamScalars:
+    """The constants ``k`` as 0-d arrays of ``dtype`` (β₁, β₂ and their
+    complements made once, the two bias-corrected ones per step).
 
     A 0-d array operand of the array's dtype gives the very numbers a Python
     float does (NumPy applies the float in the array's dtype), but a ufunc takes
     it about 0.9 µs faster per call, which is most of the cost of a small
     model's kernel: on a 2,410-element float32 vector a multiply by a Python
-    float took 2.3 µs, by a 0-d array 1.4 µs.
+    float took 2.3 µs, by a 0-d array 1.4 µs. (The compiled loop takes all
+    seven as one array of the dtype instead.)
     """
-    bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-    root = math.sqrt(bc2)
-    beta1, c1, beta2, c2 = _betas(b1, b2, dtype)
-    lr_hat, eps_hat, decay = eta * root / bc1, eps * root, 1 - eta * weight_decay
-    return _AdamScalars(beta1, c1, beta2, c2, np.array(lr_hat, dtype), np.array(eps_hat, dtype),
-                        decay, (b1, 1 - b1, b2, 1 - b2, lr_hat, eps_hat, decay))
+    beta1, c1, beta2, c2 = _betas(k[0], k[2], dtype)
+    return _AdamScalars(beta1, c1, beta2, c2, np.array(k[4], dtype), np.array(k[5], dtype),
+                        k[6])
 
 
 @lru_cache(maxsize=64)
@@ -145,7 +151,7 @@ def _pieces(gs: Leaves) -> _Pieces:
 Flats = tuple[Array, Array, Array]
 
 
-def _adam_leaves(scalars: Scalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
+def _adam_leaves(k: Constants, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
                  in_place: bool = False) -> tuple[Leaves, Leaves, Leaves, Flats | None]:
     """The fused Adam update of every leaf, on the leaves laid end to end.
 
@@ -159,7 +165,7 @@ def _adam_leaves(scalars: Scalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leave
     from the second step on, donated or not, the update is one pass over
     flat buffers. Other leaves are read where they lie (small ones
     concatenated), grads likewise. Leaves of several dtypes are updated per
-    dtype, each with the constants ``scalars(dtype)``.
+    dtype, each with the constants ``k`` in its dtype.
 
     Returns the new leaf lists and their flat buffers (``None`` for leaves of
     several dtypes). (Given back the lists it returned, the next update
@@ -170,7 +176,7 @@ def _adam_leaves(scalars: Scalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leave
     dtype = ps[0].dtype
     for p in ps:
         if p.dtype != dtype:
-            return (*_per_dtype(scalars, ps, gs, ms, vs, in_place), None)
+            return (*_per_dtype(k, ps, gs, ms, vs, in_place), None)
     sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
                                           _arena.arena_of(vs))
     reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
@@ -192,11 +198,11 @@ def _adam_leaves(scalars: Scalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leave
             wholes.append(whole)
             results.append(views)
     flats = (wholes[0], wholes[1], wholes[2])
-    _run(scalars(dtype), ps, gs, ms, vs, inputs, flats)
+    _run(k, ps, gs, ms, vs, inputs, flats)
     return results[0], results[1], results[2], flats
 
 
-def _run(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
+def _run(k: Constants, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
          inputs: tuple[Array | None, Array | None, Array | None],
          wholes: tuple[Array, Array, Array]) -> None:
     """The kernel from the leaves (or their arenas' flat buffers ``inputs``) into
@@ -213,16 +219,15 @@ def _run(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
         # (with no leaf of _GROUP_MAX elements, the grads' one copy is cheaper than pieces)
         g = np.concatenate(gs, axis=None) if size < _GROUP_MAX else _pieces(gs)
         if compiled is not None:
-            _loop(compiled, in_place, np.array(k.values, dtype), flat_p, g, flat_m, flat_v,
-                  *wholes)
+            _loop(compiled, in_place, np.array(k, dtype), flat_p, g, flat_m, flat_v, *wholes)
         else:
-            _adam_chunk(k, flat_p, g, flat_m, flat_v, wholes[0], wholes[1], wholes[2],
+            _adam_chunk(_adam_scalars(k, dtype), flat_p, g, flat_m, flat_v, *wholes,
                         _arena.empty(size, dtype))
         return
     runs = _arena.segments(tuple([p.size for p in ps]), _GROUP_MAX)
     p2, m2, v2 = wholes
     if compiled is not None:
-        packed = np.array(k.values, dtype)
+        packed = np.array(k, dtype)
         for run in runs:
             lo, hi = run[2], run[3]
             _loop(compiled, in_place, packed, *_gathered(run, ps, gs, ms, vs, inputs),
@@ -232,13 +237,14 @@ def _run(k: _AdamScalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
     for _, _, lo, hi in runs:
         longest = max(longest, hi - lo)
     tmp = _arena.empty(min(_CHUNK, longest), dtype)
+    scalars = _adam_scalars(k, dtype)
     for run in runs:
         lo, hi = run[2], run[3]
         p, g, m, v = _gathered(run, ps, gs, ms, vs, inputs)
         for c in range(0, hi - lo, _CHUNK):
             end = min(c + _CHUNK, hi - lo)
             s = slice(c, end)
-            _adam_chunk(k, p[s], g[s], m[s], v[s], p2[lo + c:lo + end], m2[lo + c:lo + end],
+            _adam_chunk(scalars, p[s], g[s], m[s], v[s], p2[lo + c:lo + end], m2[lo + c:lo + end],
                         v2[lo + c:lo + end], tmp[:end - c])
 
 
@@ -302,7 +308,7 @@ def _writeable(*kinds: Leaves) -> bool:
     return True
 
 
-def _per_dtype(scalars: Scalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
+def _per_dtype(k: Constants, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
                in_place: bool) -> tuple[Leaves, Leaves, Leaves]:
     """:func:`_adam_leaves` over each dtype's leaves (each gets its own arenas)."""
     results: tuple[Leaves, Leaves, Leaves] = ([], [], [])
@@ -311,7 +317,7 @@ def _per_dtype(scalars: Scalars, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
     for dtype in {p.dtype for p in ps}:
         idx = [i for i, p in enumerate(ps) if p.dtype == dtype]
         p, g, m, v = ([a[i] for i in idx] for a in (ps, gs, ms, vs))
-        part = _adam_leaves(scalars, p, g, m, v, in_place)[:3]
+        part = _adam_leaves(k, p, g, m, v, in_place)[:3]
         for r, new in zip(results, part):
             for i, a in zip(idx, new):
                 r[i] = a
@@ -336,7 +342,7 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
         last = returned[0]
         if last is not None and last[0] is ps and last[1] is ms and last[2] is vs:
             known, shapes = last[3], last[4]
-            k = _adam_scalars(beta1, beta2, eta, e, wd, t, known[0].dtype)
+            k = _adam_constants(beta1, beta2, eta, e, wd, t)
             if not in_place:  # a steady pure loop: three fresh arenas, one group
                 (p2, new_p), (m2, new_m), (v2, new_v) = _arena.allocate_together(
                     shapes, known[0].dtype, 3)
@@ -348,7 +354,7 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
                 return ps, [ms, vs]
             # a leaf made read-only, or grads in the state: recognised afresh below
         new_p, new_m, new_v, flats = _adam_leaves(
-            partial(_adam_scalars, beta1, beta2, eta, e, wd, t), ps, gs, ms, vs, in_place)
+            _adam_constants(beta1, beta2, eta, e, wd, t), ps, gs, ms, vs, in_place)
         returned[0] = (None if flats is None else
                        (new_p, new_m, new_v, flats, tuple([p.shape for p in new_p])))
         return new_p, [new_m, new_v]
