@@ -1,4 +1,4 @@
-/* Adam's update as one loop over the leaves laid end to end (nnfunc.optim._native).
+/* nnfunc.optim._fused: Adam's update as one loop over the leaves laid end to end.
  *
  * For element i, with the step's constants k = (b1, c1, b2, c2, lr, eps, decay)
  * (c1 = 1 - b1, c2 = 1 - b2, lr and eps bias-corrected, decay = 1 - lr * weight decay),
