@@ -29,8 +29,10 @@
 #endif
 
 /* One loop per instruction set the CPU may have, picked at load time (GCC and
- * Clang on x86-64 Linux); elsewhere the compiler's baseline. */
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+ * Clang on x86-64 Linux with glibc, whose loader resolves the choice); elsewhere
+ * the compiler's baseline. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) &&                   \
+    (defined(__GNUC__) || defined(__clang__))
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CLONES
@@ -40,8 +42,9 @@
 #define RELEASE_GIL_FROM 16384
 
 #define ADAM_LOOPS(T, SQRT)                                                              \
-    CLONES void adam_in_place_##T(Py_ssize_t n, T *restrict p, const T *restrict g,      \
-                                  T *restrict m, T *restrict v, const T *k) {            \
+    CLONES static void adam_in_place_##T(Py_ssize_t n, T *restrict p,                    \
+                                         const T *restrict g, T *restrict m,             \
+                                         T *restrict v, const T *k) {                    \
         const T b1 = k[0], c1 = k[1], b2 = k[2], c2 = k[3], lr = k[4], eps = k[5],       \
                 decay = k[6];                                                            \
         for (Py_ssize_t i = 0; i < n; i++) {                                             \
@@ -53,9 +56,10 @@
             p[i] = p[i] * decay - (mi / (SQRT(vi) + eps)) * lr;                          \
         }                                                                                \
     }                                                                                    \
-    CLONES void adam_into_##T(Py_ssize_t n, const T *restrict p, const T *restrict g,    \
-                              const T *restrict m, const T *restrict v, T *restrict p2,  \
-                              T *restrict m2, T *restrict v2, const T *k) {              \
+    CLONES static void adam_into_##T(Py_ssize_t n, const T *restrict p,                  \
+                                     const T *restrict g, const T *restrict m,           \
+                                     const T *restrict v, T *restrict p2,                \
+                                     T *restrict m2, T *restrict v2, const T *k) {       \
         const T b1 = k[0], c1 = k[1], b2 = k[2], c2 = k[3], lr = k[4], eps = k[5],       \
                 decay = k[6];                                                            \
         for (Py_ssize_t i = 0; i < n; i++) {                                             \
@@ -68,7 +72,7 @@
         }                                                                                \
     }                                                                                    \
     /* any strides of the inputs, any aliasing between inputs and outputs: element by */ \
-    /* element, every input of an element read before any output of it is written */    \
+    /* element, every input of an element read before any output of it is written */     \
     static void adam_general_##T(Py_ssize_t n, const Py_buffer *in, T *p2, T *m2, T *v2, \
                                  const T *k) {                                           \
         const T b1 = k[0], c1 = k[1], b2 = k[2], c2 = k[3], lr = k[4], eps = k[5],       \
