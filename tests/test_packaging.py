@@ -9,6 +9,7 @@ holds Adam's compiled loop (built from ``nnfunc/optim/_fused.c``).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tarfile
@@ -65,3 +66,25 @@ def test_sdist_holds_the_source_tree(dists: Path) -> None:
                                 "nnfunc/optim/_fused.c"}
     missing = sorted(wanted - names)
     assert not missing, f"missing from {sdist.name}: {missing}"
+
+
+def test_without_a_c_compiler_the_wheel_builds_without_the_loop(tmp_path: Path) -> None:
+    # the compiled loop is optional: with no working compiler (CC=/bin/false) the source
+    # still builds a wheel, which lacks only the extension (Adam then runs NumPy's kernel).
+    # Built from a copy of the unpacked sdist, so no earlier build's objects are at hand.
+    src = tmp_path / "src"
+    subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path),
+                    str(ROOT)], check=True, capture_output=True, timeout=600)
+    (sdist,) = tmp_path.glob("*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(src, **safe)  # type: ignore[arg-type]
+    (unpacked,) = src.iterdir()
+    env = {**os.environ, "CC": "/bin/false"}
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path),
+                    str(unpacked)], check=True, capture_output=True, timeout=600, env=env)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert not [n for n in names if n.startswith("nnfunc/optim/_fused.") and n.endswith(".so")]
+    missing = sorted(_source_files() - names)
+    assert not missing, f"missing from {wheel.name}: {missing}"
