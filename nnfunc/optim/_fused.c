@@ -42,41 +42,47 @@
 #define RELEASE_GIL_FROM 16384
 
 #define ADAM_LOOPS(T, SQRT)                                                              \
+    typedef struct {                                                                     \
+        T b1, c1, b2, c2, lr, eps, decay;                                                \
+    } constants_##T;                                                                     \
+    static inline constants_##T constants_of_##T(const T *k) {                           \
+        constants_##T c = {k[0], k[1], k[2], k[3], k[4], k[5], k[6]};                    \
+        return c;                                                                        \
+    }                                                                                    \
+    /* the rule for one element (the three lines above): m and v in place, the new p     \
+     * returned; every loop below runs it, so the rule is written once */                \
+    static inline T adam_##T(constants_##T c, T p, T g, T *m, T *v) {                    \
+        const T mi = *m * c.b1 + g * c.c1;                                               \
+        const T vi = *v * c.b2 + (g * g) * c.c2;                                         \
+        *m = mi;                                                                         \
+        *v = vi;                                                                         \
+        return p * c.decay - (mi / (SQRT(vi) + c.eps)) * c.lr;                           \
+    }                                                                                    \
     CLONES static void adam_in_place_##T(Py_ssize_t n, T *restrict p,                    \
                                          const T *restrict g, T *restrict m,             \
                                          T *restrict v, const T *k) {                    \
-        const T b1 = k[0], c1 = k[1], b2 = k[2], c2 = k[3], lr = k[4], eps = k[5],       \
-                decay = k[6];                                                            \
+        const constants_##T c = constants_of_##T(k);                                     \
         for (Py_ssize_t i = 0; i < n; i++) {                                             \
-            const T gi = g[i];                                                           \
-            const T mi = m[i] * b1 + gi * c1;                                            \
-            const T vi = v[i] * b2 + (gi * gi) * c2;                                     \
-            m[i] = mi;                                                                   \
-            v[i] = vi;                                                                   \
-            p[i] = p[i] * decay - (mi / (SQRT(vi) + eps)) * lr;                          \
+            p[i] = adam_##T(c, p[i], g[i], &m[i], &v[i]);                                \
         }                                                                                \
     }                                                                                    \
     CLONES static void adam_into_##T(Py_ssize_t n, const T *restrict p,                  \
                                      const T *restrict g, const T *restrict m,           \
                                      const T *restrict v, T *restrict p2,                \
                                      T *restrict m2, T *restrict v2, const T *k) {       \
-        const T b1 = k[0], c1 = k[1], b2 = k[2], c2 = k[3], lr = k[4], eps = k[5],       \
-                decay = k[6];                                                            \
+        const constants_##T c = constants_of_##T(k);                                     \
         for (Py_ssize_t i = 0; i < n; i++) {                                             \
-            const T gi = g[i];                                                           \
-            const T mi = m[i] * b1 + gi * c1;                                            \
-            const T vi = v[i] * b2 + (gi * gi) * c2;                                     \
+            T mi = m[i], vi = v[i];                                                      \
+            p2[i] = adam_##T(c, p[i], g[i], &mi, &vi);                                   \
             m2[i] = mi;                                                                  \
             v2[i] = vi;                                                                  \
-            p2[i] = p[i] * decay - (mi / (SQRT(vi) + eps)) * lr;                         \
         }                                                                                \
     }                                                                                    \
-    /* any strides of the inputs, any aliasing between inputs and outputs: element by */ \
-    /* element, every input of an element read before any output of it is written */     \
+    /* any strides of the inputs, any aliasing between inputs and outputs: element by    \
+     * element, every input of an element read before any output of it is written */     \
     static void adam_general_##T(Py_ssize_t n, const Py_buffer *in, T *p2, T *m2, T *v2, \
                                  const T *k) {                                           \
-        const T b1 = k[0], c1 = k[1], b2 = k[2], c2 = k[3], lr = k[4], eps = k[5],       \
-                decay = k[6];                                                            \
+        const constants_##T c = constants_of_##T(k);                                     \
         const char *p = in[0].buf, *g = in[1].buf, *m = in[2].buf, *v = in[3].buf;       \
         const Py_ssize_t ps = in[0].strides[0], gs = in[1].strides[0],                   \
                          ms = in[2].strides[0], vs = in[3].strides[0];                   \
@@ -86,11 +92,10 @@
             memcpy(&gi, g + i * gs, sizeof(T));                                          \
             memcpy(&mi, m + i * ms, sizeof(T));                                          \
             memcpy(&vi, v + i * vs, sizeof(T));                                          \
-            mi = mi * b1 + gi * c1;                                                      \
-            vi = vi * b2 + (gi * gi) * c2;                                               \
+            pi = adam_##T(c, pi, gi, &mi, &vi);                                          \
             m2[i] = mi;                                                                  \
             v2[i] = vi;                                                                  \
-            p2[i] = pi * decay - (mi / (SQRT(vi) + eps)) * lr;                           \
+            p2[i] = pi;                                                                  \
         }                                                                                \
     }
 
@@ -154,6 +159,31 @@ static Py_ssize_t take(PyObject *const *args, int count, const int *slots,
     return itemsize;
 }
 
+/* The loop that fits, the GIL released for long ones: vectorised when the inputs are
+ * contiguous and apart from the outputs (in place when the outputs are p, m and v
+ * themselves), else element by element. */
+static void run(Py_ssize_t itemsize, int apart, int in_place, const Py_buffer *in, void *p2,
+                void *m2, void *v2, const void *k) {
+    Py_ssize_t n = in[0].shape[0];
+    PyThreadState *state = n >= RELEASE_GIL_FROM ? PyEval_SaveThread() : NULL;
+    if (itemsize == 4 && !apart) {
+        adam_general_float(n, in, p2, m2, v2, k);
+    } else if (itemsize == 4 && in_place) {
+        adam_in_place_float(n, p2, in[1].buf, m2, v2, k);
+    } else if (itemsize == 4) {
+        adam_into_float(n, in[0].buf, in[1].buf, in[2].buf, in[3].buf, p2, m2, v2, k);
+    } else if (!apart) {
+        adam_general_double(n, in, p2, m2, v2, k);
+    } else if (in_place) {
+        adam_in_place_double(n, p2, in[1].buf, m2, v2, k);
+    } else {
+        adam_into_double(n, in[0].buf, in[1].buf, in[2].buf, in[3].buf, p2, m2, v2, k);
+    }
+    if (state != NULL) {
+        PyEval_RestoreThread(state);
+    }
+}
+
 PyDoc_STRVAR(adam_in_place_doc,
              "adam_in_place(p, g, m, v, k)\n--\n\n"
              "Adam's update written over p, m and v (see the module source for the rule).");
@@ -170,31 +200,11 @@ static PyObject *py_adam_in_place(PyObject *self, PyObject *const *args, Py_ssiz
     if (itemsize == 0) {
         return NULL;
     }
-    Py_ssize_t n = views[0].shape[0];
     int apart = views[1].strides[0] == itemsize && !overlap(&views[1], &views[0]) &&
                 !overlap(&views[1], &views[2]) && !overlap(&views[1], &views[3]) &&
                 !overlap(&views[0], &views[2]) && !overlap(&views[0], &views[3]) &&
                 !overlap(&views[2], &views[3]);
-    PyThreadState *state = n >= RELEASE_GIL_FROM ? PyEval_SaveThread() : NULL;
-    if (itemsize == 4) {
-        const float *k = views[4].buf;
-        if (apart) {
-            adam_in_place_float(n, views[0].buf, views[1].buf, views[2].buf, views[3].buf, k);
-        } else {
-            adam_general_float(n, views, views[0].buf, views[2].buf, views[3].buf, k);
-        }
-    } else {
-        const double *k = views[4].buf;
-        if (apart) {
-            adam_in_place_double(n, views[0].buf, views[1].buf, views[2].buf, views[3].buf,
-                                 k);
-        } else {
-            adam_general_double(n, views, views[0].buf, views[2].buf, views[3].buf, k);
-        }
-    }
-    if (state != NULL) {
-        PyEval_RestoreThread(state);
-    }
+    run(itemsize, apart, 1, views, views[0].buf, views[2].buf, views[3].buf, views[4].buf);
     release(views, 5);
     Py_RETURN_NONE;
 }
@@ -216,7 +226,6 @@ static PyObject *py_adam_into(PyObject *self, PyObject *const *args, Py_ssize_t 
     if (itemsize == 0) {
         return NULL;
     }
-    Py_ssize_t n = views[0].shape[0];
     int apart = 1;
     for (int in = 0; in < 4; in++) {
         apart = apart && views[in].strides[0] == itemsize;
@@ -226,27 +235,7 @@ static PyObject *py_adam_into(PyObject *self, PyObject *const *args, Py_ssize_t 
             apart = in == out || !overlap(&views[out], &views[in]);
         }
     }
-    PyThreadState *state = n >= RELEASE_GIL_FROM ? PyEval_SaveThread() : NULL;
-    if (itemsize == 4) {
-        const float *k = views[7].buf;
-        if (apart) {
-            adam_into_float(n, views[0].buf, views[1].buf, views[2].buf, views[3].buf,
-                            views[4].buf, views[5].buf, views[6].buf, k);
-        } else {
-            adam_general_float(n, views, views[4].buf, views[5].buf, views[6].buf, k);
-        }
-    } else {
-        const double *k = views[7].buf;
-        if (apart) {
-            adam_into_double(n, views[0].buf, views[1].buf, views[2].buf, views[3].buf,
-                             views[4].buf, views[5].buf, views[6].buf, k);
-        } else {
-            adam_general_double(n, views, views[4].buf, views[5].buf, views[6].buf, k);
-        }
-    }
-    if (state != NULL) {
-        PyEval_RestoreThread(state);
-    }
+    run(itemsize, apart, 0, views, views[4].buf, views[5].buf, views[6].buf, views[7].buf);
     release(views, 8);
     Py_RETURN_NONE;
 }
