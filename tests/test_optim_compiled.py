@@ -179,6 +179,16 @@ def test_the_loops_refuse_arrays_they_cannot_take(args: tuple[Any, ...], match: 
         kernels.in_place(*args)
 
 
+def test_the_loops_refuse_a_wrong_number_of_arguments() -> None:
+    kernels = _compiled.kernels()
+    assert kernels is not None
+    a = np.zeros(3, np.float32)
+    with pytest.raises(TypeError, match="adam_in_place takes 5 arguments, got 4"):
+        kernels.in_place(a, a, a, a)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="adam_into takes 8 arguments, got 5"):
+        kernels.into(a, a, a, a, a)  # type: ignore[call-arg]
+
+
 def test_a_read_only_output_is_refused() -> None:
     kernels = _compiled.kernels()
     assert kernels is not None

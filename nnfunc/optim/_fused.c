@@ -118,11 +118,16 @@ static int overlap(const Py_buffer *a, const Py_buffer *b) {
     return a0 < b0 + b->len && b0 < a0 + a->len;
 }
 
-/* Take the buffers of args[0:count], argument i in role slots[i] (K: the seven
- * constants), writable where writable[i]. Returns the item size (4 or 8), or 0 with
- * an exception set (every buffer released). */
-static Py_ssize_t take(PyObject *const *args, int count, const int *slots,
-                       const int *writable, Py_buffer *views) {
+/* Take the buffers of the count arguments of function `name` (nargs given),
+ * argument i in role slots[i] (K: the seven constants), writable where writable[i].
+ * Returns the item size (4 or 8), or 0 with an exception set (every buffer taken
+ * released). */
+static Py_ssize_t take(const char *name, PyObject *const *args, Py_ssize_t nargs, int count,
+                       const int *slots, const int *writable, Py_buffer *views) {
+    if (nargs != count) {
+        PyErr_Format(PyExc_TypeError, "%s takes %d arguments, got %zd", name, count, nargs);
+        return 0;
+    }
     for (int i = 0; i < count; i++) {
         int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable[i] ? PyBUF_WRITABLE : 0);
         if (PyObject_GetBuffer(args[i], &views[i], flags) < 0) {
@@ -192,11 +197,7 @@ static PyObject *py_adam_in_place(PyObject *self, PyObject *const *args, Py_ssiz
     (void)self;
     static const int slots[] = {P, G, M, V, K}, writable[] = {1, 0, 1, 1, 0};
     Py_buffer views[5];
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "adam_in_place takes 5 arguments, got %zd", nargs);
-        return NULL;
-    }
-    Py_ssize_t itemsize = take(args, 5, slots, writable, views);
+    Py_ssize_t itemsize = take("adam_in_place", args, nargs, 5, slots, writable, views);
     if (itemsize == 0) {
         return NULL;
     }
@@ -218,11 +219,7 @@ static PyObject *py_adam_into(PyObject *self, PyObject *const *args, Py_ssize_t 
     static const int slots[] = {P, G, M, V, P2, M2, V2, K};
     static const int writable[] = {0, 0, 0, 0, 1, 1, 1, 0};
     Py_buffer views[8];
-    if (nargs != 8) {
-        PyErr_Format(PyExc_TypeError, "adam_into takes 8 arguments, got %zd", nargs);
-        return NULL;
-    }
-    Py_ssize_t itemsize = take(args, 8, slots, writable, views);
+    Py_ssize_t itemsize = take("adam_into", args, nargs, 8, slots, writable, views);
     if (itemsize == 0) {
         return NULL;
     }
