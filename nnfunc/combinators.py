@@ -118,16 +118,16 @@ def _init_child(name: str, i: int, layer: Layer, key: Key,
 
 
 def _combinator(name: str, init_with_state: Any, forward: Any, backward: Any,
-                children: tuple[Layer, ...], infer: Any = None, *,
-                keyed: bool = True) -> Layer:
+                children: tuple[Layer, ...], infer: Any = None) -> Layer:
     """A stateful layer when any child is stateful, else a stateless one.
 
     ``init_with_state``, ``forward(params, state, x, key, train) -> (y, new_state,
     res)`` and ``infer(params, state, x, key, train) -> (y, new_state)`` are
     written once for both; the stateless layer passes ``state=None`` (every
-    child's state ``()``) and drops the states. ``keyed`` false: no child reads
-    its key (see :func:`~nnfunc.layer.uses_key`).
+    child's state ``()``) and drops the states. It reads its key when some child
+    does (see :func:`~nnfunc.layer.uses_key`).
     """
+    keyed = any(uses_key(c) for c in children)
     if any(c.init_with_state is not None for c in children):
         return stateful_from_forward_backward(name, init_with_state, forward, backward,
                                               children, infer, uses_key=keyed)
@@ -344,7 +344,7 @@ def parallel(*layers: Layer) -> Layer:
         grads = tuple(g for g, _ in pairs)
         return grads, (tuple(d for _, d in pairs) if need_dx else None)
 
-    return _combinator(name, init, forward, backward, children, keyed=keyed)
+    return _combinator(name, init, forward, backward, children)
 
 
 # -- fanout / fanin -------------------------------------------------------------------
@@ -520,7 +520,7 @@ def residual(layer: Layer) -> Layer:
         g, dx = pb(dy, need_dx)
         return (g,), (dy + dx if need_dx else None)
 
-    return _combinator(name, init, forward, backward, (inner,), keyed=uses_key(inner))
+    return _combinator(name, init, forward, backward, (inner,))
 
 
 identity: Layer = from_forward_backward(
