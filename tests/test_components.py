@@ -84,6 +84,7 @@ def test_shapes_and_dtype_are_kept(entry: Entry, dtype: Any, data: st.DataObject
     for leaf in [*tree.leaves(y), *tree.leaves(dparams), *tree.leaves(dx),
                  *tree.leaves(new_state)]:
         assert leaf.dtype == dtype
+        assert np.isfinite(leaf).all()  # finite inputs give finite results
     tree.assert_same_structure(case.params, dparams, shapes=True)
     tree.assert_same_structure(_state(entry, case), new_state, shapes=True)
     if entry.ids is None:
