@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -101,12 +101,22 @@ def allocate_together(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any],
     who keeps only the params of a step keeps the other two from reuse with
     them (the workspace keeps at most ``KEEP // count`` such groups).
     """
-    layout = shapes if type(shapes) is tuple else tuple(shapes)
-    members = workspace.reuse((_Arena, layout, dtype, count),
-                              functools.partial(_new_arenas, layout, dtype, count),
-                              keep=max(1, workspace.KEEP // count))
-    per = 2 + len(layout)  # each arena's members: (arena, flat, *leaves)
+    key, make, keep, per = _plan(shapes if type(shapes) is tuple else tuple(shapes), dtype,
+                                 count)
+    members = workspace.reuse(key, make, keep=keep)
+    if count == 3:  # a pure Adam update's, every step: unrolled
+        return [(members[1], members[2:per]), (members[per + 1], members[per + 2:2 * per]),
+                (members[2 * per + 1], members[2 * per + 2:])]
     return [(members[at + 1], members[at + 2:at + per]) for at in range(0, count * per, per)]
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(layout: tuple[tuple[int, ...], ...], dtype: np.dtype[Any], count: int
+          ) -> tuple[Any, Callable[[], tuple[Any, ...]], int, int]:
+    """:func:`allocate_together`'s workspace key, maker, how many groups to keep, and
+    the members per arena, ``(arena, flat, *leaves)`` (memoized: made once per layout)."""
+    return ((_Arena, layout, dtype, count), functools.partial(_new_arenas, layout, dtype, count),
+            max(1, workspace.KEEP // count), 2 + len(layout))
 
 
 def _new_arenas(shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any],
