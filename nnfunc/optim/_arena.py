@@ -101,22 +101,25 @@ def allocate_together(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any],
     who keeps only the params of a step keeps the other two from reuse with
     them (the workspace keeps at most ``KEEP // count`` such groups).
     """
-    key, make, keep, per = _plan(shapes if type(shapes) is tuple else tuple(shapes), dtype,
-                                 count)
+    key, make, keep, spans = _plan(shapes if type(shapes) is tuple else tuple(shapes), dtype,
+                                   count)
     members = workspace.reuse(key, make, keep=keep)
-    if count == 3:  # a pure Adam update's, every step: unrolled
-        return [(members[1], members[2:per]), (members[per + 1], members[per + 2:2 * per]),
-                (members[2 * per + 1], members[2 * per + 2:])]
-    return [(members[at + 1], members[at + 2:at + per]) for at in range(0, count * per, per)]
+    return [(members[flat_at], members[lo:hi]) for flat_at, lo, hi in spans]
+
+
+Spans = tuple[tuple[int, int, int], ...]
 
 
 @functools.lru_cache(maxsize=64)
 def _plan(layout: tuple[tuple[int, ...], ...], dtype: np.dtype[Any], count: int
-          ) -> tuple[Any, Callable[[], tuple[Any, ...]], int, int]:
+          ) -> tuple[Any, Callable[[], tuple[Any, ...]], int, Spans]:
     """:func:`allocate_together`'s workspace key, maker, how many groups to keep, and
-    the members per arena, ``(arena, flat, *leaves)`` (memoized: made once per layout)."""
+    where each arena's flat view and leaves lie among the group's members (each
+    arena's are ``(arena, flat, *leaves)``, end to end). Memoized: made once per layout."""
+    per = 2 + len(layout)
+    spans = tuple([(at + 1, at + 2, at + per) for at in range(0, count * per, per)])
     return ((_Arena, layout, dtype, count), functools.partial(_new_arenas, layout, dtype, count),
-            max(1, workspace.KEEP // count), 2 + len(layout))
+            max(1, workspace.KEEP // count), spans)
 
 
 def _new_arenas(shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any],
