@@ -54,6 +54,16 @@ def _record(blocks: list[timing.Block], floor: list[timing.Block]) -> dict[str, 
             "per_call_ms": float(np.median(per_call)) * 1e3, "per_call_ratio": call_ratio}
 
 
+def _vs_donated(pure: list[timing.Block], donated: list[timing.Block]) -> dict[str, Any]:
+    """The pure step against the donated one, paired within each repeat as the floor
+    ratios are: the median of the per-repeat ratios, their spread, and the ratio of the
+    two medians (unpaired, which the floor's drift between repeats moves)."""
+    p, d = [b.per_step for b in pure], [b.per_step for b in donated]
+    ratio, _ = timing.paired(p, d)
+    return {"ratio": ratio, "ratio_spread": _spread(p, d),
+            "unpaired": float(np.median(p) / np.median(d))}
+
+
 def _spread(times: list[float], floor: list[float]) -> list[float]:
     """The lowest and highest paired ratio over the repeats."""
     ratios = [t / f for t, f in zip(times, floor)]
@@ -83,6 +93,7 @@ def run_workload(w: Workload, dtype: npt.DTypeLike, repeats: int, *,
     block = timing.block_seconds(timing.block(floor_step, 0.02, min_steps=2).per_step)
     times = timing.interleaved_blocks({n: c.run for n, c in built.items()}, repeats, block)
     contenders = {n: {**_record(ts, times["floor"]), **built[n].info} for n, ts in times.items()}
+    contenders["nnfunc_pure"]["vs_donated"] = _vs_donated(times["nnfunc_pure"], times["nnfunc"])
     del built, times  # this process's arrays go before the fresh ones start
     if fresh:
         for name in [n for n in names if n in contenders and n != "floor"] + ["nnfunc_tuned",

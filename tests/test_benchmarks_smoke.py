@@ -85,7 +85,24 @@ def test_tiny_run_writes_the_documented_json(tmp_path: Path,
             "per_call_ratio", "dtype"} <= set(nn)
     assert len(nn["ms_per_repeat"]) == 1
     assert set(tiny["checks"]) == {"bar +120 us", "pure <= 1.15 donated"}
+    assert set(tiny["contenders"]["nnfunc_pure"]["vs_donated"]) == {"ratio", "ratio_spread",
+                                                                    "unpaired"}
     assert "tiny" in capsys.readouterr().out
+
+
+def test_pure_against_donated_is_paired_within_each_repeat() -> None:
+    # repeat 1: pure 2 ms, donated 1 ms (ratio 2); repeat 2, on a slower machine: both
+    # 4 ms (ratio 1). The paired median is 1.5; the two medians (3 and 2.5 ms) give 1.2
+    from benchmarks.__main__ import _vs_donated
+    from benchmarks.report import _pure_vs_donated
+    from benchmarks.timing import Block
+
+    got = _vs_donated([Block(2e-3, 0.0), Block(4e-3, 0.0)], [Block(1e-3, 0.0), Block(4e-3, 0.0)])
+    assert got == {"ratio": 1.5, "ratio_spread": [1.0, 2.0], "unpaired": 1.2}
+    record = {"nnfunc": {"ms": 2.5}, "nnfunc_pure": {"ms": 3.0, "vs_donated": got}}
+    assert _pure_vs_donated(record) == 1.5
+    del record["nnfunc_pure"]["vs_donated"]  # a record from before the pairing
+    assert _pure_vs_donated(record) == 1.2
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
