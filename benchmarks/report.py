@@ -21,9 +21,9 @@ steps (see :mod:`benchmarks.timing`), with no allocator tuning. Columns:
 * ``hand`` — the hand-written in-place NumPy step (the practical bound);
 * secondary: ``tuned`` — nnfunc with ``nnfunc.allocator.tune()``, in its own
   process; ``numpy adam`` — nnfunc with Adam's NumPy kernel instead of the
-  compiled loop of the ``fast`` extra, in its own process (the header says
-  which one the other nnfunc columns ran); ``per-call`` — nnfunc's per-call
-  median ratio.
+  compiled loop (the C extension ``nnfunc.optim._fused``), in its own
+  process (the header says which one the other nnfunc columns ran);
+  ``per-call`` — nnfunc's per-call median ratio.
 
 Under the table, one line per workload lists the issue's bars (relative to
 JAX where JAX ran) and whether each holds — reported, never asserted.
