@@ -1,8 +1,10 @@
-"""The build's one compiled part: Adam's fused loop, ``nnfunc.optim._fused``.
+"""The build's two compiled parts: Adam's fused loop, ``nnfunc.optim._fused``, and
+softmax cross-entropy from integer labels, ``nnfunc._xent``.
 
-Everything else is in ``pyproject.toml``. The extension is optional: where no C
-compiler is found (or the build fails) the package installs without it and Adam
-runs NumPy's kernel, which gives the same bits (``nnfunc/optim/_compiled.py``).
+Everything else is in ``pyproject.toml``. Both extensions are optional: where no C
+compiler is found (or a build fails) the package installs without it and NumPy's
+kernels run instead: Adam's gives the same bits (``nnfunc/optim/_compiled.py``), the
+loss's the same values to within float rounding (``nnfunc/losses.py``).
 """
 
 from setuptools import Extension, setup
@@ -13,6 +15,9 @@ from setuptools.command.build_ext import build_ext
 # -fno-math-errno lets sqrt be one instruction (and vectorise); it sets no errno
 # anyway for the non-negative v it is given.
 UNIX_FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
+# The loss's exp clamps its argument with a comparison; GCC turns that into a vector
+# select only when it may assume comparisons do not trap. Values are unchanged.
+UNIX_FLAGS_OF = {"nnfunc._xent": ["-fno-trapping-math"]}
 
 
 class BuildExt(build_ext):
@@ -22,11 +27,13 @@ class BuildExt(build_ext):
     def build_extensions(self) -> None:
         if self.compiler.compiler_type in ("unix", "mingw32", "cygwin"):
             for ext in self.extensions:
-                ext.extra_compile_args = [*ext.extra_compile_args, *UNIX_FLAGS]
+                ext.extra_compile_args = [*ext.extra_compile_args, *UNIX_FLAGS,
+                                          *UNIX_FLAGS_OF.get(ext.name, [])]
         super().build_extensions()
 
 
 setup(
-    ext_modules=[Extension("nnfunc.optim._fused", ["nnfunc/optim/_fused.c"], optional=True)],
+    ext_modules=[Extension("nnfunc.optim._fused", ["nnfunc/optim/_fused.c"], optional=True),
+                 Extension("nnfunc._xent", ["nnfunc/_xent.c"], optional=True)],
     cmdclass={"build_ext": BuildExt},
 )

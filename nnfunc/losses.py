@@ -19,6 +19,7 @@ labels shaped like ``y_pred.shape[:-1]``; both give the same loss and gradient.
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -380,62 +381,77 @@ def _sce_grad(p: _SoftmaxParts) -> Array:
     return (g.T if p.axis == 0 else g).reshape(p.shape)
 
 
-@functools.lru_cache(maxsize=16)
-def _arange(n: int) -> Array:
-    """``np.arange(n)`` (intp), read-only, made once per batch size."""
-    a = np.arange(n, dtype=np.intp)
-    a.flags.writeable = False
-    return a
+@functools.lru_cache(maxsize=1)
+def _compiled_sce() -> Callable[..., Any] | None:
+    """The compiled loop of ``nnfunc/_xent.c``, or ``None`` where the extension was
+    not built or ``NNFUNC_COMPILED=0`` (read once per process, as for Adam's loop)."""
+    from nnfunc.optim._compiled import wanted
+
+    if not wanted():
+        return None
+    try:
+        extension = importlib.import_module("nnfunc._xent")
+    except ImportError:  # installed without a C compiler
+        return None
+    return extension.softmax_cross_entropy  # type: ignore[no-any-return]
 
 
-def _sce_labels_value_and_grad(z: Any, y_true: Any) -> tuple[Any, Array]:
-    """The training step's case — logits ``(n, …, c)``, integer labels ``(n, …)`` —
-    in one function; anything else (and every error) goes the general way.
+def _sce_compiled(z: Any, y_true: Any, grad: bool,
+                  terms: bool) -> tuple[Any, Any, Any] | None:
+    """Softmax cross-entropy of logits ``z`` from integer labels ``y_true`` by the
+    compiled loop: the loss, the gradient (if ``grad``) and each position's loss
+    (if ``terms``), or ``None`` where NumPy's path must answer (no extension, other
+    dtypes, one-hot targets, bad labels, NaN or infinite logits; see ``_xent.c``).
 
-    The same operations as ``_softmax_parts``, ``_sce_terms`` and ``_sce_grad``,
-    so the same numbers, bit for bit, without their calls (this runs every step).
+    The loop works in double precision and rounds once, so for float32 logits
+    every output is within one unit in the last place of the exact value; NumPy's
+    path rounds at every operation, so the two agree to float rounding, not bit
+    for bit. One install always takes the same path for the same arrays.
     """
-    if (type(z) is np.ndarray and z.ndim >= 2 and z.dtype.kind == "f" and z.size
-            and type(y_true) is np.ndarray and y_true.dtype.kind in "iu"
-            and y_true.shape == z.shape[:-1]):
-        classes = z.shape[-1]
-        rows = z if z.ndim == 2 else z.reshape(-1, classes)  # sequences (n, T, c): n·T rows
-        labels = y_true if y_true.ndim == 1 else y_true.reshape(-1)
-        n = rows.shape[0]
-        if _label_top(labels) < classes:
-            if classes <= _CLASS_MAJOR_MAX:
-                shifted = rows.T.copy()
-                np.subtract(shifted, np.maximum.reduce(shifted, axis=0, keepdims=True),
-                            out=shifted)
-                g = np.exp(shifted)
-                total = np.add.reduce(g, axis=0, keepdims=True)
-                at = np.multiply(labels, n, dtype=np.intp)
-                np.add(at, _arange(n), out=at)
-            else:
-                shifted = np.subtract(rows, np.maximum.reduce(rows, axis=1, keepdims=True),
-                                      order="C")
-                g = np.exp(shifted)
-                total = np.add.reduce(g, axis=1, keepdims=True)
-                at = np.add(np.arange(0, n * classes, classes), labels, dtype=np.intp)
-            terms = np.log(total).reshape(-1)  # then written over: fewer fresh arrays
-            np.subtract(terms, shifted.reshape(-1)[at], out=terms)
-            value = np.add.reduce(terms, axis=None) / n  # a scalar of z's dtype
-            np.multiply(total, float(n), out=total)
-            np.divide(g, total, out=g)
-            g.reshape(-1)[at] -= 1 / n
-            dz = g.T if classes <= _CLASS_MAJOR_MAX else g
-            return value, (dz if z.ndim == 2 else dz.reshape(z.shape))
-    return _sce_general(z, y_true)
-
-
-def _sce_general(z: Any, y_true: Any) -> tuple[Any, Array]:
-    both = _sce_loss.value_and_grad
-    assert both is not None
-    return both(z, y_true)
+    loop = _compiled_sce()
+    if loop is None or type(z) is not np.ndarray or type(y_true) is not np.ndarray:
+        return None
+    g = np.empty(z.shape, z.dtype) if grad else None
+    t = np.empty(z.shape[:-1], z.dtype) if terms else None
+    value = loop(z, y_true, g, t)
+    return None if value is NotImplemented else (z.dtype.type(value), g, t)
 
 
 _sce_loss = _make("softmax_cross_entropy", _sce_prepare, _sce_terms, _sce_grad)
-softmax_cross_entropy = _sce_loss._replace(value_and_grad=_sce_labels_value_and_grad)
+"""NumPy's path: one-hot and soft targets, every error, and labels without the
+extension."""
+
+
+def _sce_apply(z: Any, y_true: Any) -> Any:
+    got = _sce_compiled(z, y_true, grad=False, terms=False)
+    return _sce_loss.apply(z, y_true) if got is None else got[0]
+
+
+def _sce_value_and_grad(z: Any, y_true: Any) -> tuple[Any, Array]:
+    got = _sce_compiled(z, y_true, grad=True, terms=False)
+    if got is None:
+        both = _sce_loss.value_and_grad
+        assert both is not None
+        return both(z, y_true)
+    return got[0], got[1]
+
+
+def _sce_gradient(z: Any, y_true: Any) -> Array:
+    got = _sce_compiled(z, y_true, grad=True, terms=False)
+    return _sce_loss.grad(z, y_true) if got is None else got[1]
+
+
+def _sce_per_sample(z: Any, y_true: Any) -> Array:
+    got = _sce_compiled(z, y_true, grad=False, terms=True)
+    if got is None:
+        per = _sce_loss.per_sample
+        assert per is not None
+        return per(z, y_true)
+    return got[2].reshape(z.shape[0], -1).mean(axis=1)  # type: ignore[no-any-return]
+
+
+softmax_cross_entropy = Loss(_sce_apply, _sce_gradient, _sce_value_and_grad,
+                             "softmax_cross_entropy", _sce_per_sample)
 """Softmax cross-entropy from logits, summed over classes, mean over samples.
 
 ``L = (1/n) Σ_samples Σ_c y_c (logsumexp(z) - z_c)``, computed with a stable
@@ -446,6 +462,11 @@ one-hot targets (the sheet's ``ŷ - y`` omits the batch mean, ERRATA 10).
 Sequences need no reshaping: logits ``(n, T, c)`` with labels ``(n, T)`` (or
 one-hot ``(n, T, c)``) average over all ``n·T`` positions, ``n`` above
 counting positions.
+
+With integer labels (the training step's case) all four functions run one compiled
+pass per row (``nnfunc/_xent.c``, in double precision, rounded once); with one-hot
+or soft targets, and where the extension was not built, NumPy's operations. The
+two agree to float rounding.
 """
 
 

@@ -145,44 +145,139 @@ def test_softmax_cross_entropy_same_for_any_memory_layout_of_the_logits(
 def test_softmax_cross_entropy_any_integer_label_dtype_gives_the_same(
         label_dtype: Any, classes: int) -> None:
     # 300 samples: a label's flat position y_i * n + i overflows 8-bit labels
-    # unless it is computed in intp
+    # unless it is computed in intp; the compiled loop reads every integer format
     rng = np.random.default_rng(11)
     z = rng.standard_normal((300, classes)).astype(np.float32)
     y = rng.integers(0, min(classes, 127), 300)
-    value, grad = losses.softmax_cross_entropy.value_and_grad(z, y)
     small = y.astype(label_dtype)
-    for f in (losses.softmax_cross_entropy.value_and_grad, losses._sce_loss.value_and_grad):
-        assert f is not None
-        v2, g2 = f(z, small)
+    for loss in (losses.softmax_cross_entropy, losses._sce_loss):  # compiled, NumPy's
+        assert loss.value_and_grad is not None
+        value, grad = loss.value_and_grad(z, y)
+        v2, g2 = loss.value_and_grad(z, small)
         assert v2 == value
         np.testing.assert_array_equal(g2, grad)
-    assert losses.softmax_cross_entropy.apply(z, small) == value
+        assert loss.apply(z, small) == value
+        np.testing.assert_array_equal(loss.grad(z, small), grad)
 
 
-@given(n=st.integers(1, 40), c=st.integers(1, 40), scale=st.sampled_from([1.0, 30.0, 1e4]),
+def _sce_exact(z: np.ndarray, y: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Softmax cross-entropy's loss, gradient and per-position terms in extended
+    precision (x86's 80-bit long double: 11 more bits than float64), with the
+    label's gradient from the other classes' sum, so nothing cancels."""
+    c = z.shape[-1]
+    rows = z.reshape(-1, c).astype(np.longdouble)
+    labels = y.reshape(-1)
+    at = (np.arange(rows.shape[0]), labels)
+    x = rows - rows.max(axis=1, keepdims=True)  # exact: 64-bit significands
+    e = np.exp(x)
+    others = e.copy()
+    others[at] = 0
+    o = others.sum(axis=1)
+    s = o + e[at]
+    # -log softmax_y = log(s) - x_y, as log1p(o / e_y) where it is near 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(x[at] >= -1, np.log1p(o / e[at]), np.log(s) - x[at])
+    n = rows.shape[0]
+    g = e / (s[:, None] * n)
+    g[at] = -o / (s * n)
+    return terms.mean(), g.reshape(z.shape), terms.reshape(y.shape)
+
+
+@given(n=st.integers(1, 40), c=st.integers(1, 40),
+       scale=st.sampled_from([1e-3, 1.0, 30.0, 1e4]),
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1),
        label_dtype=st.sampled_from([np.int64, np.int32, np.uint8]),
-       steps=st.sampled_from([(), (1,), (3,)]))
-def test_softmax_cross_entropy_fast_path_is_the_general_one(
+       steps=st.sampled_from([(), (1,), (3,)]),
+       layout=st.sampled_from(["C", "F", "strided"]))
+def test_softmax_cross_entropy_compiled_loop_rounds_once(
         n: int, c: int, scale: float, dtype: Any, seed: int, label_dtype: Any,
-        steps: tuple[int, ...]) -> None:
-    # the fused (logits, integer labels) path must give exactly what the general one
-    # gives, for (n, c) logits and for sequences (n, T, c)
+        steps: tuple[int, ...], layout: str) -> None:
+    # The compiled loop (integer labels) works in double precision and rounds each
+    # output once: for float32 logits its double-precision error (< 1e-13 relative)
+    # is far below half a float32 ulp, so every output is within 1 ulp of the exact
+    # value. For float64 the bound of _xent.c's arithmetic is about (c/8 + 8) ulps
+    # (exp's, the eight-lane row sum's, a division's); the loss and the terms
+    # (compensated sum, log1p near 0) well within it.
     from nnfunc.losses import _sce_loss
+    assert losses._compiled_sce() is not None, "nnfunc._xent was not built"
     rng = np.random.default_rng(seed)
     z = (rng.standard_normal((n, *steps, c)) * scale).astype(dtype)
     y = rng.integers(0, c, (n, *steps)).astype(label_dtype)
-    fast = losses.softmax_cross_entropy.value_and_grad
-    general = _sce_loss.value_and_grad
-    assert fast is not general
-    assert general is not None
-    value, grad = fast(z, y)
-    v2, g2 = general(z, y)
-    assert value.dtype == dtype
-    assert value == v2
+    if layout == "F":
+        z = np.asfortranarray(z)
+    elif layout == "strided":
+        z = np.repeat(z, 2, axis=-1)[..., ::2]
+        y = np.repeat(y, 2, axis=0)[::2]
+    value, grad = losses.softmax_cross_entropy.value_and_grad(z, y)
+    assert value.dtype == grad.dtype == dtype
+    assert grad.shape == z.shape
     assert value == losses.softmax_cross_entropy.apply(z, y)
+    np.testing.assert_array_equal(losses.softmax_cross_entropy.grad(z, y), grad)
+    want_value, want_grad, want_terms = _sce_exact(z, y)
+    per = losses.softmax_cross_entropy.per_sample(z, y)  # type: ignore[misc]
+    if dtype == np.float32:
+        np.testing.assert_array_max_ulp(grad, want_grad.astype(dtype), maxulp=1)
+        np.testing.assert_array_max_ulp(value, want_value.astype(dtype), maxulp=1)
+        if not steps or steps == (1,):  # one position per sample: the terms themselves
+            np.testing.assert_array_max_ulp(per, want_terms.reshape(n).astype(dtype), maxulp=1)
+    else:
+        eps = np.finfo(np.float64).eps
+        bound = (c / 8 + 8) * eps
+        # (below float64's smallest normal, 2.2e-308, precision is absolute)
+        np.testing.assert_allclose(grad, want_grad.astype(dtype), rtol=bound,
+                                   atol=4 * np.finfo(np.float64).smallest_subnormal)
+        np.testing.assert_allclose(value, want_value.astype(dtype), rtol=8 * eps, atol=0)
+    np.testing.assert_allclose(per, want_terms.reshape(n, -1).mean(axis=1).astype(dtype),
+                               rtol=8 * np.finfo(dtype).eps, atol=0)
+    # NumPy's path (one-hot targets, no extension) agrees to float rounding: its
+    # label gradient, softmax - 1, cancels, so that is held to an absolute bound
+    tiny = float(np.finfo(dtype).eps)
+    assert _sce_loss.value_and_grad is not None
+    v2, g2 = _sce_loss.value_and_grad(z, y)
+    assert v2 == pytest.approx(value, rel=16 * tiny, abs=16 * tiny)
+    np.testing.assert_allclose(g2, grad, rtol=16 * tiny, atol=4 * tiny / y.size)
+
+
+def test_softmax_cross_entropy_nan_or_inf_logits_give_nan_not_a_number_that_looks_fine(
+) -> None:
+    # the compiled loop leaves non-finite maxima to NumPy's path: NaN in, NaN out
+    for bad in (np.nan, np.inf):
+        z = np.array([[0.0, 1.0, bad], [0.5, 0.0, 0.0]], np.float32)
+        with np.errstate(invalid="ignore"):
+            value, grad = losses.softmax_cross_entropy.value_and_grad(z, np.array([0, 1]))
+        assert np.isnan(value)
+        assert np.isnan(grad[0]).all()
+    # -inf is a logit of probability 0: finite gradient, infinite loss only if labelled
+    z = np.array([[0.0, -np.inf, 1.0]], np.float32)
+    value, grad = losses.softmax_cross_entropy.value_and_grad(z, np.array([0]))
     assert np.isfinite(value)
-    np.testing.assert_array_equal(grad, g2)
+    assert grad[0, 1] == 0
+    assert losses.softmax_cross_entropy.apply(z, np.array([1])) == np.inf
+
+
+def test_softmax_cross_entropy_without_the_extension_is_numpys_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnfunc.losses import _sce_loss
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((5, 7)).astype(np.float32)
+    y = rng.integers(0, 7, 5)
+    monkeypatch.setattr(losses, "_compiled_sce", lambda: None)
+    assert _sce_loss.value_and_grad is not None
+    v, g = losses.softmax_cross_entropy.value_and_grad(z, y)
+    v2, g2 = _sce_loss.value_and_grad(z, y)
+    assert v == v2
+    np.testing.assert_array_equal(g, g2)
+
+
+def test_nnfunc_compiled_0_turns_the_loss_loop_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NNFUNC_COMPILED", "0")
+    losses._compiled_sce.cache_clear()
+    try:
+        assert losses._compiled_sce() is None
+    finally:
+        monkeypatch.delenv("NNFUNC_COMPILED")
+        losses._compiled_sce.cache_clear()
+    assert losses._compiled_sce() is not None
 
 
 def test_softmax_cross_entropy_fast_path_still_rejects_bad_labels() -> None:
