@@ -18,9 +18,10 @@
  *
  * exp is our own, so that it vectorises: x = k ln2 + r with |r| <= ln2/2 (ln2 split
  * in two parts, the first exact in k * ln2_hi for |k| < 2^11), e^r by its Taylor
- * series to r^13 (truncation < 1e-17 relative), times 2^k as two powers of two so
- * that results below the smallest normal double round once, correctly. x is
- * clamped at -1000 first (e^-1000 is 0 in double).
+ * series (to r^13 for float64 logits, truncation < 1e-17 relative; to r^9 for
+ * float32 ones, < 1e-11), times 2^k as two powers of two so that results below the
+ * smallest normal double round once, correctly. x is clamped at -1000 first
+ * (e^-1000 is 0 in double).
  *
  * The arrays come through the buffer protocol (no NumPy header): z float32 or float64
  * of native byte order, any strides of whole elements; y any integer format of 1, 2,
@@ -48,6 +49,7 @@
 #endif
 
 #define MAX_DIMS 32
+#define PAD 4                  /* doubles in an AVX2 vector */
 #define STACK_CLASSES 512      /* rows up to this long use a scratch row on the stack */
 #define RELEASE_GIL_FROM 16384 /* elements; below this the GIL is kept */
 
@@ -63,8 +65,10 @@ static inline uint64_t to_bits(double d) {
     return u;
 }
 
-/* e^x for x <= 0 (see the top of the file). */
-static inline double exp_nonpositive(double x) {
+/* e^x for x <= 0 (see the top of the file), its Taylor series to r^degree: 13 for
+ * float64 logits, 9 for float32 ones (truncation < 1e-11 relative, far below half a
+ * float32 ulp, 3e-8). */
+static inline double exp_nonpositive(double x, int degree) {
     const double shift = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
     const double log2e = 1.4426950408889634;
     const double ln2_hi = 6.93147180369123816490e-01; /* 0x3fe62e42fee00000 */
@@ -74,11 +78,16 @@ static inline double exp_nonpositive(double x) {
     const double kd = t - shift;
     const uint64_t minus_k = to_bits(shift) - to_bits(t); /* -kd as an integer, >= 0 */
     const double r = (x - kd * ln2_hi) - kd * ln2_lo;
-    double p = 1.0 / 6227020800.0; /* 1/13! */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
+    double p = 1.0;
+    if (degree == 13) {
+        p = 1.0 / 6227020800.0; /* 1/13! */
+        p = p * r + 1.0 / 479001600.0;
+        p = p * r + 1.0 / 39916800.0;
+        p = p * r + 1.0 / 3628800.0;
+        p = p * r + 1.0 / 362880.0;
+    } else {
+        p = 1.0 / 362880.0; /* 1/9! */
+    }
     p = p * r + 1.0 / 40320.0;
     p = p * r + 1.0 / 5040.0;
     p = p * r + 1.0 / 720.0;
@@ -94,16 +103,24 @@ static inline double exp_nonpositive(double x) {
     return (p * from_bits((1023 - h) << 52)) * from_bits((1023 - (minus_k - h)) << 52);
 }
 
-/* d[j] = e^(d[j] - m) over a row (the vectorised part). The difference x is rounded
- * (for float64 logits; float32 ones subtract exactly); its rounding error dx comes from
- * Knuth's two-sum, and e^(x + dx) = e^x (1 + dx) to within dx^2 < 1e-26. */
-CLONES static void exp_row(Py_ssize_t c, double *restrict d, double m) {
+/* d[j] = e^(d[j] - m) over a row of float64 logits (the vectorised part). The
+ * difference x is rounded; its rounding error dx comes from Knuth's two-sum, and
+ * e^(x + dx) = e^x (1 + dx) to within dx^2 < 1e-26. */
+CLONES static void exp_row_double(Py_ssize_t c, double *restrict d, double m) {
     for (Py_ssize_t j = 0; j < c; j++) {
         const double a = d[j], x = a - m;
         const double a_part = x + m, m_part = x - a_part;
         const double dx = (a - a_part) - (m + m_part);
-        const double e = exp_nonpositive(x);
+        const double e = exp_nonpositive(x, 13);
         d[j] = x < -1000.0 ? 0.0 : e + e * dx; /* an infinite a makes dx NaN */
+    }
+}
+
+/* The same for float32 logits, whose differences double precision holds exactly
+ * (to within 1e-20 relative when their exponents lie 29 apart). */
+CLONES static void exp_row_float(Py_ssize_t c, double *restrict d, double m) {
+    for (Py_ssize_t j = 0; j < c; j++) {
+        d[j] = exp_nonpositive(d[j] - m, 9);
     }
 }
 
@@ -171,6 +188,7 @@ static inline long long label_at(const char *p, char format, Py_ssize_t size) {
     static int xent_##T(const rows_t *a, double *scratch, T *restrict g, T *restrict terms, \
                         double *mean) {                                                   \
         const Py_ssize_t c = a->classes;                                                  \
+        const Py_ssize_t padded = (c + PAD - 1) / PAD * PAD;                              \
         Py_ssize_t index[MAX_DIMS] = {0};                                                 \
         Py_ssize_t zo = 0, yo = 0;                                                        \
         compensated total = {0.0, 0.0};                                                   \
@@ -183,21 +201,34 @@ static inline long long label_at(const char *p, char format, Py_ssize_t size) {
             }                                                                             \
             double m = -INFINITY;                                                         \
             int nan = 0;                                                                  \
-            for (Py_ssize_t j = 0; j < c; j++) {                                          \
-                T v;                                                                      \
-                memcpy(&v, row + j * a->class_stride, sizeof v);                          \
-                scratch[j] = (double)v;                                                   \
-                m = scratch[j] > m ? scratch[j] : m;                                      \
-                nan |= scratch[j] != scratch[j];                                          \
+            if (a->class_stride == (Py_ssize_t)sizeof(T)) { /* a contiguous row */        \
+                const T *restrict r = (const T *)row;                                     \
+                for (Py_ssize_t j = 0; j < c; j++) {                                      \
+                    scratch[j] = (double)r[j];                                            \
+                    m = scratch[j] > m ? scratch[j] : m;                                  \
+                    nan |= scratch[j] != scratch[j];                                      \
+                }                                                                         \
+            } else {                                                                      \
+                for (Py_ssize_t j = 0; j < c; j++) {                                      \
+                    T v;                                                                  \
+                    memcpy(&v, row + j * a->class_stride, sizeof v);                      \
+                    scratch[j] = (double)v;                                               \
+                    m = scratch[j] > m ? scratch[j] : m;                                  \
+                    nan |= scratch[j] != scratch[j];                                      \
+                }                                                                         \
             }                                                                             \
             if (nan || !isfinite(m)) {                                                    \
                 return 1;                                                                 \
             }                                                                             \
+            /* padded with -inf (e^-inf is 0) to whole vectors: no scalar tails */        \
+            for (Py_ssize_t j = c; j < padded; j++) {                                     \
+                scratch[j] = -INFINITY;                                                   \
+            }                                                                             \
             const double x_y = scratch[y] - m;                                            \
-            exp_row(c, scratch, m);                                                       \
+            exp_row_##T(padded, scratch, m);                                                  \
             const double e_y = scratch[y];                                                \
             scratch[y] = 0.0;                                                             \
-            const double o = lane_sum(c, scratch);                                        \
+            const double o = lane_sum(padded, scratch);                                   \
             const double s = o + e_y;                                                     \
             const double term = x_y >= -1.0 ? log1p(o / e_y) : log(s) - x_y;              \
             add(&total, term);                                                            \
@@ -305,9 +336,10 @@ static PyObject *py_xent(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     }
     double mean = 0.0;
     if (ok) {
-        double stack[STACK_CLASSES];
-        double *scratch = a.classes <= STACK_CLASSES ? stack
-                                                     : PyMem_RawMalloc(sizeof(double) * a.classes);
+        double stack[STACK_CLASSES + PAD];
+        double *scratch = a.classes <= STACK_CLASSES
+                              ? stack
+                              : PyMem_RawMalloc(sizeof(double) * (size_t)(a.classes + PAD));
         if (scratch == NULL) {
             ok = 0;
         } else {

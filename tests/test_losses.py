@@ -175,7 +175,7 @@ def _sce_exact(z: np.ndarray, y: np.ndarray) -> tuple[Any, np.ndarray, np.ndarra
     o = others.sum(axis=1)
     s = o + e[at]
     # -log softmax_y = log(s) - x_y, as log1p(o / e_y) where it is near 0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # np.where's other side
         terms = np.where(x[at] >= -1, np.log1p(o / e[at]), np.log(s) - x[at])
     n = rows.shape[0]
     g = e / (s[:, None] * n)
