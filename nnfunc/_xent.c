@@ -49,8 +49,7 @@
 #endif
 
 #define MAX_DIMS 32
-#define PAD 4                  /* doubles in an AVX2 vector */
-#define STACK_CLASSES 512      /* rows up to this long use a scratch row on the stack */
+#define BLOCK 1024             /* doubles of logits worked on at once (up to one row) */
 #define RELEASE_GIL_FROM 16384 /* elements; below this the GIL is kept */
 
 static inline double from_bits(uint64_t u) {
@@ -103,29 +102,27 @@ static inline double exp_nonpositive(double x, int degree) {
     return (p * from_bits((1023 - h) << 52)) * from_bits((1023 - (minus_k - h)) << 52);
 }
 
-/* d[j] = e^(d[j] - m) over a row of float64 logits (the vectorised part). The
- * difference x is rounded; its rounding error dx comes from Knuth's two-sum, and
+/* d[j] = e^(x_j + dx_j) over a block of float64 rows (the vectorised part), from the
+ * rounded differences x_j = d[j] and their rounding errors dx_j (Knuth's two-sum):
  * e^(x + dx) = e^x (1 + dx) to within dx^2 < 1e-26. */
-CLONES static void exp_row_double(Py_ssize_t c, double *restrict d, double m) {
-    for (Py_ssize_t j = 0; j < c; j++) {
-        const double a = d[j], x = a - m;
-        const double a_part = x + m, m_part = x - a_part;
-        const double dx = (a - a_part) - (m + m_part);
-        const double e = exp_nonpositive(x, 13);
-        d[j] = x < -1000.0 ? 0.0 : e + e * dx; /* an infinite a makes dx NaN */
+CLONES static void exp_block_double(Py_ssize_t count, double *restrict d,
+                                    const double *restrict dx) {
+    for (Py_ssize_t j = 0; j < count; j++) {
+        const double x = d[j], e = exp_nonpositive(x, 13);
+        d[j] = x < -1000.0 ? 0.0 : e + e * dx[j]; /* an infinite logit makes dx NaN */
     }
 }
 
-/* The same for float32 logits, whose differences double precision holds exactly
- * (to within 1e-20 relative when their exponents lie 29 apart). */
-CLONES static void exp_row_float(Py_ssize_t c, double *restrict d, double m) {
-    for (Py_ssize_t j = 0; j < c; j++) {
-        d[j] = exp_nonpositive(d[j] - m, 9);
+/* d[j] = e^(d[j]) over a block of float32 rows, whose differences double precision
+ * holds exactly (to within 1e-20 relative when their exponents lie 29 apart). */
+CLONES static void exp_block_float(Py_ssize_t count, double *restrict d) {
+    for (Py_ssize_t j = 0; j < count; j++) {
+        d[j] = exp_nonpositive(d[j], 9);
     }
 }
 
 /* sum_j d[j] in eight interleaved lanes, combined pairwise. */
-static double lane_sum(Py_ssize_t c, const double *d) {
+static inline double lane_sum(Py_ssize_t c, const double *d) {
     double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     Py_ssize_t j = 0;
     for (; j + 8 <= c; j += 8) {
@@ -183,85 +180,115 @@ static inline long long label_at(const char *p, char format, Py_ssize_t size) {
     }
 }
 
-#define XENT(T)                                                                          \
-    /* 0 when every row was done; 1 for a label out of range or a non-finite max */      \
-    static int xent_##T(const rows_t *a, double *scratch, T *restrict g, T *restrict terms, \
-                        double *mean) {                                                   \
+/* Row i's logits into x (c doubles) less their max, the rounding errors into dx (float64
+ * only); 0, or 1 for a NaN or a non-finite max. */
+#define LOAD(T)                                                                          \
+    static inline int load_##T(const rows_t *a, const char *row, double *restrict x,      \
+                               double *restrict dx) {                                     \
         const Py_ssize_t c = a->classes;                                                  \
-        const Py_ssize_t padded = (c + PAD - 1) / PAD * PAD;                              \
-        Py_ssize_t index[MAX_DIMS] = {0};                                                 \
-        Py_ssize_t zo = 0, yo = 0;                                                        \
-        compensated total = {0.0, 0.0};                                                   \
-        const double n = (double)a->rows;                                                 \
-        for (Py_ssize_t i = 0; i < a->rows; i++) {                                        \
-            const char *row = a->z + zo;                                                  \
-            long long y = label_at(a->y + yo, a->y_format, a->y_size);                    \
-            if (y < 0 || y >= c) {                                                        \
-                return 1;                                                                 \
+        double m = -INFINITY;                                                             \
+        int nan = 0;                                                                      \
+        if (a->class_stride == (Py_ssize_t)sizeof(T)) { /* a contiguous row */            \
+            const T *restrict v = (const T *)row;                                         \
+            for (Py_ssize_t j = 0; j < c; j++) {                                          \
+                x[j] = (double)v[j];                                                      \
             }                                                                             \
-            double m = -INFINITY;                                                         \
-            int nan = 0;                                                                  \
-            if (a->class_stride == (Py_ssize_t)sizeof(T)) { /* a contiguous row */        \
-                const T *restrict r = (const T *)row;                                     \
-                for (Py_ssize_t j = 0; j < c; j++) {                                      \
-                    scratch[j] = (double)r[j];                                            \
-                    m = scratch[j] > m ? scratch[j] : m;                                  \
-                    nan |= scratch[j] != scratch[j];                                      \
-                }                                                                         \
-            } else {                                                                      \
-                for (Py_ssize_t j = 0; j < c; j++) {                                      \
-                    T v;                                                                  \
-                    memcpy(&v, row + j * a->class_stride, sizeof v);                      \
-                    scratch[j] = (double)v;                                               \
-                    m = scratch[j] > m ? scratch[j] : m;                                  \
-                    nan |= scratch[j] != scratch[j];                                      \
-                }                                                                         \
-            }                                                                             \
-            if (nan || !isfinite(m)) {                                                    \
-                return 1;                                                                 \
-            }                                                                             \
-            /* padded with -inf (e^-inf is 0) to whole vectors: no scalar tails */        \
-            for (Py_ssize_t j = c; j < padded; j++) {                                     \
-                scratch[j] = -INFINITY;                                                   \
-            }                                                                             \
-            const double x_y = scratch[y] - m;                                            \
-            exp_row_##T(padded, scratch, m);                                                  \
-            const double e_y = scratch[y];                                                \
-            scratch[y] = 0.0;                                                             \
-            const double o = lane_sum(padded, scratch);                                   \
-            const double s = o + e_y;                                                     \
-            const double term = x_y >= -1.0 ? log1p(o / e_y) : log(s) - x_y;              \
-            add(&total, term);                                                            \
-            if (terms != NULL) {                                                          \
-                terms[i] = (T)term;                                                       \
-            }                                                                             \
-            if (g != NULL) {                                                              \
-                const double scale = 1.0 / (n * s);                                       \
-                T *restrict out = g + i * c;                                              \
-                for (Py_ssize_t j = 0; j < c; j++) {                                      \
-                    out[j] = (T)(scratch[j] * scale);                                     \
-                }                                                                         \
-                out[y] = (T)(0.0 - o * scale); /* +0, not -0, for one class */                                                 \
-            }                                                                             \
-            /* the next row: an odometer over the leading dims */                         \
-            for (Py_ssize_t d = a->outer - 1; d >= 0; d--) {                              \
-                zo += a->z_strides[d];                                                    \
-                yo += a->y_strides[d];                                                    \
-                if (++index[d] < a->shape[d]) {                                           \
-                    break;                                                                \
-                }                                                                         \
-                zo -= a->z_strides[d] * a->shape[d];                                      \
-                yo -= a->y_strides[d] * a->shape[d];                                      \
-                index[d] = 0;                                                             \
+        } else {                                                                          \
+            for (Py_ssize_t j = 0; j < c; j++) {                                          \
+                T v;                                                                      \
+                memcpy(&v, row + j * a->class_stride, sizeof v);                          \
+                x[j] = (double)v;                                                         \
             }                                                                             \
         }                                                                                 \
-        /* an infinite term (a labelled logit of -inf) leaves a NaN carry behind */     \
-        *mean = (isinf(total.sum) ? total.sum : total.sum + total.carry) / n;                                            \
+        for (Py_ssize_t j = 0; j < c; j++) {                                              \
+            m = x[j] > m ? x[j] : m;                                                      \
+            nan |= x[j] != x[j];                                                          \
+        }                                                                                 \
+        if (nan || !isfinite(m)) {                                                        \
+            return 1;                                                                     \
+        }                                                                                 \
+        for (Py_ssize_t j = 0; j < c; j++) {                                              \
+            const double v = x[j], d = v - m;                                             \
+            if (dx != NULL) { /* two-sum: v - m = d + dx exactly */                       \
+                const double v_part = d + m, m_part = d - v_part;                         \
+                dx[j] = (v - v_part) - (m + m_part);                                      \
+            }                                                                             \
+            x[j] = d;                                                                     \
+        }                                                                                 \
         return 0;                                                                         \
     }
 
-XENT(float)
-XENT(double)
+LOAD(float)
+LOAD(double)
+
+/* Rows go through in blocks of at most BLOCK elements (at least one row): each row
+ * loaded less its max, one exp over the block, then each row's sums, loss and
+ * gradient. 0 when every row was done; 1 for a label out of range or a NaN or
+ * non-finite max (NumPy's path then answers). */
+#define XENT(T, DX)                                                                      \
+    static int xent_##T(const rows_t *a, double *x, double *dx, T *restrict g,            \
+                        T *restrict terms, double *mean) {                                \
+        const Py_ssize_t c = a->classes, per = c < BLOCK ? BLOCK / c : 1;                 \
+        const double n = (double)a->rows;                                                 \
+        Py_ssize_t index[MAX_DIMS] = {0}, zo = 0, yo = 0;                                 \
+        long long label[BLOCK];                                                           \
+        double x_y[BLOCK];                                                                \
+        compensated total = {0.0, 0.0};                                                   \
+        for (Py_ssize_t first = 0; first < a->rows; first += per) {                       \
+            const Py_ssize_t rows = a->rows - first < per ? a->rows - first : per;        \
+            for (Py_ssize_t r = 0; r < rows; r++) {                                       \
+                const long long y = label_at(a->y + yo, a->y_format, a->y_size);          \
+                if (y < 0 || y >= c ||                                                    \
+                    load_##T(a, a->z + zo, x + r * c, DX ? dx + r * c : NULL)) {          \
+                    return 1;                                                             \
+                }                                                                         \
+                label[r] = y;                                                             \
+                x_y[r] = x[r * c + y];                                                    \
+                /* the next row: an odometer over the leading dims */                     \
+                for (Py_ssize_t d = a->outer - 1; d >= 0; d--) {                          \
+                    zo += a->z_strides[d];                                                \
+                    yo += a->y_strides[d];                                                \
+                    if (++index[d] < a->shape[d]) {                                       \
+                        break;                                                            \
+                    }                                                                     \
+                    zo -= a->z_strides[d] * a->shape[d];                                  \
+                    yo -= a->y_strides[d] * a->shape[d];                                  \
+                    index[d] = 0;                                                         \
+                }                                                                         \
+            }                                                                             \
+            if (DX) {                                                                     \
+                exp_block_double(rows * c, x, dx);                                        \
+            } else {                                                                      \
+                exp_block_float(rows * c, x);                                             \
+            }                                                                             \
+            for (Py_ssize_t r = 0; r < rows; r++) {                                       \
+                double *restrict e = x + r * c;                                           \
+                const long long y = label[r];                                             \
+                const double e_y = e[y];                                                  \
+                e[y] = 0.0;                                                               \
+                const double o = lane_sum(c, e), s = o + e_y;                             \
+                const double term = x_y[r] >= -1.0 ? log1p(o / e_y) : log(s) - x_y[r];    \
+                add(&total, term);                                                        \
+                if (terms != NULL) {                                                      \
+                    terms[first + r] = (T)term;                                           \
+                }                                                                         \
+                if (g != NULL) {                                                          \
+                    const double scale = 1.0 / (n * s);                                   \
+                    T *restrict out = g + (first + r) * c;                                \
+                    for (Py_ssize_t j = 0; j < c; j++) {                                  \
+                        out[j] = (T)(e[j] * scale);                                       \
+                    }                                                                     \
+                    out[y] = (T)(0.0 - o * scale); /* +0, not -0, for one class */        \
+                }                                                                         \
+            }                                                                             \
+        }                                                                                 \
+        /* an infinite term (a labelled logit of -inf) leaves a NaN carry behind */       \
+        *mean = (isinf(total.sum) ? total.sum : total.sum + total.carry) / n;             \
+        return 0;                                                                         \
+    }
+
+XENT(float, 0)
+XENT(double, 1)
 
 /* Whether an output buffer fits: C-contiguous, in z's format, of `count` elements. */
 static int fits(const Py_buffer *b, const Py_buffer *z, Py_ssize_t count) {
@@ -336,25 +363,22 @@ static PyObject *py_xent(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     }
     double mean = 0.0;
     if (ok) {
-        double stack[STACK_CLASSES + PAD];
-        double *scratch = a.classes <= STACK_CLASSES
-                              ? stack
-                              : PyMem_RawMalloc(sizeof(double) * (size_t)(a.classes + PAD));
-        if (scratch == NULL) {
+        const Py_ssize_t room = a.classes < BLOCK ? BLOCK : a.classes;
+        double stack[2 * BLOCK];
+        double *x = room == BLOCK ? stack : PyMem_RawMalloc(2 * sizeof(double) * (size_t)room);
+        if (x == NULL) {
             ok = 0;
         } else {
             PyThreadState *state =
                 a.rows * a.classes >= RELEASE_GIL_FROM ? PyEval_SaveThread() : NULL;
-            int declined = z->itemsize == 4
-                ? xent_float(&a, scratch, view[2].obj ? view[2].buf : NULL,
-                             view[3].obj ? view[3].buf : NULL, &mean)
-                : xent_double(&a, scratch, view[2].obj ? view[2].buf : NULL,
-                              view[3].obj ? view[3].buf : NULL, &mean);
+            void *g = view[2].obj ? view[2].buf : NULL, *terms = view[3].obj ? view[3].buf : NULL;
+            int declined = z->itemsize == 4 ? xent_float(&a, x, NULL, g, terms, &mean)
+                                            : xent_double(&a, x, x + room, g, terms, &mean);
             if (state != NULL) {
                 PyEval_RestoreThread(state);
             }
-            if (scratch != stack) {
-                PyMem_RawFree(scratch);
+            if (x != stack) {
+                PyMem_RawFree(x);
             }
             ok = !declined;
         }
