@@ -59,10 +59,12 @@ def make_contender(name: str, w: Workload, dtype: npt.DTypeLike) -> Contender:
 
             tune()
         if name == "nnfunc_numpy":  # only ever in a process of its own (see time_fresh)
+            from nnfunc import losses
             from nnfunc.optim import _compiled
 
-            os.environ["NNFUNC_COMPILED"] = "0"
+            os.environ["NNFUNC_COMPILED"] = "0"  # Adam's and the loss's NumPy code
             _compiled.kernels.cache_clear()
+            losses._compiled_sce.cache_clear()
         nn = make_nnfunc_step(w, dtype, donate=name != "nnfunc_pure")
         return Contender(nn.run, {"dtype": dt, "via": nn.via})
     if name == "handwritten":

@@ -20,9 +20,10 @@ steps (see :mod:`benchmarks.timing`), with no allocator tuning. Columns:
   own floor (below 1.00x where XLA's products beat NumPy's BLAS calls);
 * ``hand`` — the hand-written in-place NumPy step (the practical bound);
 * secondary: ``tuned`` — nnfunc with ``nnfunc.allocator.tune()``, in its own
-  process; ``numpy adam`` — nnfunc with Adam's NumPy kernel instead of the
-  compiled loop (the C extension ``nnfunc.optim._fused``), in its own
-  process (the header says which one the other nnfunc columns ran);
+  process; ``numpy kernels`` — nnfunc with Adam's and the loss's NumPy code
+  instead of the compiled loops (the C extensions ``nnfunc.optim._fused`` and
+  ``nnfunc._xent``; ``NNFUNC_COMPILED=0``), in its own process (the header
+  says which Adam the other nnfunc columns ran);
   ``per-call`` — nnfunc's per-call median ratio.
 
 Under the table, one line per workload lists the issue's bars (relative to
@@ -178,7 +179,7 @@ def table(results: list[dict[str, Any]], workloads: dict[str, Workload]) -> str:
     """The fixed-width result table, one row per workload, the bars and notes under it."""
     heads = ["workload", "floor ms", "nnfunc ms", "x floor", "own proc", "pure",
              "pure/donated", "jax", "jax products", "torch", "sklearn", "hand", "tuned",
-             "numpy adam", "per-call"]
+             "numpy kernels", "per-call"]
     rows: list[list[str]] = []
     notes: list[str] = []
     for r in results:
@@ -244,7 +245,7 @@ def process_lines(imports: dict[str, Any] | None, memory: dict[str, Any] | None,
                      f"{_mib(nn['vm_hwm_mib'])} vs {_mib(fl['vm_hwm_mib'])}")
         plain = memory.get("nnfunc_numpy_adam")
         if plain is not None:
-            lines.append(f"peak RSS, the same with NNFUNC_COMPILED=0 (NumPy's Adam): nnfunc "
+            lines.append(f"peak RSS, the same with NNFUNC_COMPILED=0 (NumPy's kernels): nnfunc "
                          f"{plain['peak_mib']:.0f} MiB (after imports {plain['base_mib']:.0f}), "
                          f"own VmHWM {_mib(plain['vm_hwm_mib'])}")
     return "\n".join(lines)
