@@ -33,7 +33,9 @@ class BuildExt(build_ext):
 
 
 setup(
-    ext_modules=[Extension("nnfunc.optim._fused", ["nnfunc/optim/_fused.c"], optional=True),
-                 Extension("nnfunc._xent", ["nnfunc/_xent.c"], optional=True)],
+    ext_modules=[Extension("nnfunc.optim._fused", ["nnfunc/optim/_fused.c"],
+                           depends=["nnfunc/_loops.h"], optional=True),
+                 Extension("nnfunc._xent", ["nnfunc/_xent.c"], depends=["nnfunc/_loops.h"],
+                           optional=True)],
     cmdclass={"build_ext": BuildExt},
 )

@@ -31,26 +31,10 @@
  * NotImplemented, and the caller takes NumPy's path, which gives the error or the
  * NaN that input deserves.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
-
-#if defined(_MSC_VER)
-#define restrict __restrict
-#endif
-
-#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) &&                   \
-    (defined(__GNUC__) || defined(__clang__))
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
+#include "_loops.h"
 
 #define MAX_DIMS 32
 #define BLOCK 1024             /* doubles of logits worked on at once (up to one row) */
-#define RELEASE_GIL_FROM 16384 /* elements; below this the GIL is kept */
 
 static inline double from_bits(uint64_t u) {
     double d;

@@ -19,27 +19,7 @@
  * the inputs of any stride (contiguous and apart from the outputs, they take the
  * vectorised loops; else an element-by-element one).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <math.h>
-#include <string.h>
-
-#if defined(_MSC_VER)
-#define restrict __restrict
-#endif
-
-/* One loop per instruction set the CPU may have, picked at load time (GCC and
- * Clang on x86-64 Linux with glibc, whose loader resolves the choice); elsewhere
- * the compiler's baseline. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) &&                   \
-    (defined(__GNUC__) || defined(__clang__))
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
-
-/* Below this many elements the GIL is kept: releasing it costs more than the loop. */
-#define RELEASE_GIL_FROM 16384
+#include "../_loops.h"
 
 #define ADAM_LOOPS(T, SQRT)                                                              \
     typedef struct {                                                                     \
