@@ -401,7 +401,8 @@ def _sce_compiled(z: Any, y_true: Any, grad: bool,
     """Softmax cross-entropy of logits ``z`` from integer labels ``y_true`` by the
     compiled loop: the loss, the gradient (if ``grad``) and each position's loss
     (if ``terms``), or ``None`` where NumPy's path must answer (no extension, other
-    dtypes, one-hot targets, bad labels, NaN or infinite logits; see ``_xent.c``).
+    dtypes, one-hot targets, bad labels, a NaN logit or an infinite maximum; see
+    ``_xent.c``).
 
     The loop works in double precision and rounds once, so for float32 logits
     every output is within one unit in the last place of the exact value; NumPy's
