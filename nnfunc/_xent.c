@@ -172,17 +172,10 @@ static inline long long label_at(const char *p, char format, Py_ssize_t size) {
         const Py_ssize_t c = a->classes;                                                  \
         double m = -INFINITY;                                                             \
         int nan = 0;                                                                      \
-        if (a->class_stride == (Py_ssize_t)sizeof(T)) { /* a contiguous row */            \
-            const T *restrict v = (const T *)row;                                         \
-            for (Py_ssize_t j = 0; j < c; j++) {                                          \
-                x[j] = (double)v[j];                                                      \
-            }                                                                             \
-        } else {                                                                          \
-            for (Py_ssize_t j = 0; j < c; j++) {                                          \
-                T v;                                                                      \
-                memcpy(&v, row + j * a->class_stride, sizeof v);                          \
-                x[j] = (double)v;                                                         \
-            }                                                                             \
+        for (Py_ssize_t j = 0; j < c; j++) {                                              \
+            T v;                                                                          \
+            memcpy(&v, row + j * a->class_stride, sizeof v);                              \
+            x[j] = (double)v;                                                             \
         }                                                                                 \
         for (Py_ssize_t j = 0; j < c; j++) {                                              \
             m = x[j] > m ? x[j] : m;                                                      \
