@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -129,6 +130,34 @@ def test_unflatten_rebuilds_every_node_from_the_very_leaves(t: Any) -> None:
     rebuilt = tree.unflatten(td, leaves)
     assert _same_nodes(rebuilt, t) or (t is None and rebuilt is None)
     assert all(x is y for x, y in zip(tree.leaves(rebuilt), leaves))
+
+
+class _Doubled(_Pair):
+    """A NamedTuple subclass with its own ``__new__``: unflatten must call it."""
+
+    def __new__(cls, w: Any, b: Any) -> _Doubled:
+        return super().__new__(cls, 2 * w, b)
+
+
+_Plain = collections.namedtuple("_Plain", "x y")
+
+
+class _PlainChild(_Plain):
+    pass
+
+
+def test_unflatten_calls_a_namedtuple_subclass_own_constructor() -> None:
+    # builders make stock NamedTuples with tuple.__new__; a class with its own __new__
+    # must still be built through it
+    doubled = tree.unflatten(tree.structure(_Doubled(1, None)), [3])
+    assert type(doubled) is _Doubled
+    assert doubled == (6, None)
+    for kind in (_Pair, _Plain, _PlainChild):
+        leaves = [np.ones(1), np.zeros(2)]
+        built = tree.unflatten(tree.structure(kind(0, 0)), leaves)
+        assert type(built) is kind
+        assert built[0] is leaves[0]
+        assert built[1] is leaves[1]
 
 
 @pytest.mark.parametrize("depth", [1, 39, 41, 300])
