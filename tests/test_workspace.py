@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -152,6 +152,81 @@ def test_results_the_caller_holds_are_never_overwritten_by_later_steps() -> None
         for got, want in zip(tree.leaves((first, s.params, s.slots)),
                              tree.leaves((c_first, c_params, c_slots))):
             np.testing.assert_array_equal(got, want)
+
+
+_HOLD = {  # a part of a pure update's result, as a caller might keep it
+    "params": lambda s: s.params,
+    "a layer's params": lambda s: s.params[2],
+    "a param": lambda s: s.params[0].b,
+    "a view of a param": lambda s: s.params[2].w[1:, ::2],
+    "slots": lambda s: s.slots,
+    "a moment tree": lambda s: s.slots.v,
+    "a layer's moments": lambda s: s.slots.m[0],
+    "a moment": lambda s: s.slots.v[2].w,
+    "the state": lambda s: s,
+}
+
+
+@pytest.mark.parametrize("hold", list(_HOLD))
+def test_a_pure_loop_reuses_its_result_trees_only_once_nothing_of_them_is_held(
+        hold: str) -> None:
+    # the result arenas of a pure Adam update come with their params and slots trees,
+    # made once per workspace group (a tree of tuples and NamedTuples): the group and
+    # its trees come back two steps later, unless the caller still holds any part
+    model, params, x, y = _mlp()
+    opt = optim.adam(1e-2)
+    f = value_and_grad(model, softmax_cross_entropy)
+    state = opt.init(params)
+    seen = []
+    for _ in range(3):
+        _, grads = f(state.params, x, y)
+        state, _ = opt.update(state, grads)
+        seen.append((id(state.params), id(state.slots), id(state.slots.m[0])))
+    assert seen[2] == seen[0]  # nothing held: the trees of two steps ago came back
+    kept = _HOLD[hold](state)
+    copy = tree.map(np.copy, kept)
+    held_nodes = {id(state.params), id(state.slots)}
+    reference = train_step(model, softmax_cross_entropy, opt, donate=True)
+    ref = (tree.map(np.copy, state.params), _copied_state(state))
+    for _ in range(6):  # every step drops the last state, keeping only `kept`
+        _, grads = f(state.params, x, y)
+        state, _ = opt.update(state, grads)
+        assert id(state.params) not in held_nodes  # the held group is never handed out
+        ref = reference(ref[0], ref[1], x, y)[:2]
+    for got, want in zip(tree.leaves(kept), tree.leaves(copy)):
+        np.testing.assert_array_equal(got, want)
+    # the loop's results are the donated loop's, bit for bit
+    for got, want in zip(tree.leaves((state.params, state.slots)),
+                         tree.leaves((ref[0], ref[1].slots))):
+        np.testing.assert_array_equal(got, want)
+
+
+def _copied_state(state: Any) -> Any:
+    """An optimizer state with copies of every array (a donated loop may overwrite it)."""
+    return state._replace(params=tree.map(np.copy, state.params),
+                          slots=tree.map(np.copy, state.slots))
+
+
+class _Loose(NamedTuple):
+    w: Any
+
+
+class _LooseChild(_Loose):
+    """Derived without ``__slots__``: its instances take attributes."""
+
+
+def test_result_trees_are_made_afresh_for_nodes_that_take_attributes() -> None:
+    # a node that can carry an attribute must not be handed out again: the attribute a
+    # caller set on a dropped result would reappear on a later one
+    opt = optim.adam(1e-2)
+    state = opt.init((_LooseChild(np.ones(3)),))
+    for step in range(4):
+        state, params = opt.update(state, (_LooseChild(np.full(3, 0.5)),))
+        node: Any = params[0]  # type: ignore[index]
+        assert not hasattr(node, "note")
+        node.note = step
+        del params, node
+    assert type(state.params[0]) is _LooseChild
 
 
 def test_a_loop_that_drops_its_old_results_stops_allocating() -> None:

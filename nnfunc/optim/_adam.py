@@ -149,10 +149,13 @@ def _pieces(gs: Leaves) -> _Pieces:
 
 
 Flats = tuple[Array, Array, Array]
+Trees = tuple[PyTree, Any]
+"""A pure update's new params and slots trees, made with its arenas (see :func:`_adam_leaves`)."""
 
 
 def _adam_leaves(k: Constants, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
-                 in_place: bool = False) -> tuple[Leaves, Leaves, Leaves, Flats | None]:
+                 in_place: bool = False, dress: _arena.Dress | None = None
+                 ) -> tuple[Leaves, Leaves, Leaves, Flats | None, Trees | None]:
     """The fused Adam update of every leaf, on the leaves laid end to end.
 
     The new params, ``m`` and ``v`` are arenas (see
@@ -167,16 +170,18 @@ def _adam_leaves(k: Constants, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
     concatenated), grads likewise. Leaves of several dtypes are updated per
     dtype, each with the constants ``k`` in its dtype.
 
-    Returns the new leaf lists and their flat buffers (``None`` for leaves of
-    several dtypes). (Given back the lists it returned, the next update
-    knows their arenas and runs the kernel itself: see :func:`_adam_like`.)
+    Returns the new leaf lists, their flat buffers (``None`` for leaves of
+    several dtypes), and, where three fresh arenas were dressed by ``dress``
+    (see :func:`_arena.allocate_dressed`), the params and slots trees it made
+    over them. (Given back the lists it returned, the next update knows their
+    arenas and runs the kernel itself: see :func:`_adam_like`.)
     """
     if not ps:
-        return [], [], [], None
+        return [], [], [], None, None
     dtype = ps[0].dtype
     for p in ps:
         if p.dtype != dtype:
-            return (*_per_dtype(k, ps, gs, ms, vs, in_place), None)
+            return (*_per_dtype(k, ps, gs, ms, vs, in_place), None, None)
     sources = p_arena, m_arena, v_arena = (_arena.arena_of(ps), _arena.arena_of(ms),
                                           _arena.arena_of(vs))
     reuse = _overwritable(sources, (ps, ms, vs), gs) if in_place else (False, False, False)
@@ -186,8 +191,10 @@ def _adam_leaves(k: Constants, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
     wholes: list[Array] = []
     results: list[Leaves] = []
     shapes = () if reuse == (True, True, True) else tuple([p.shape for p in ps])
-    fresh = (iter(_arena.allocate_together(shapes, dtype, 3)) if reuse == (False, False, False)
-             else None)  # a pure update's three results: one group
+    fresh, trees = None, None
+    if reuse == (False, False, False):  # a pure update's three results: one group
+        arenas, extras = _arena.allocate_dressed(shapes, dtype, 3, dress)
+        fresh, trees = iter(arenas), (extras[0], extras[1]) if extras else None
     for leaves, source, keep in zip((ps, ms, vs), inputs, reuse):
         if keep:  # the donated state's own arena: overwritten
             assert source is not None
@@ -199,7 +206,7 @@ def _adam_leaves(k: Constants, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
             results.append(views)
     flats = (wholes[0], wholes[1], wholes[2])
     _run(k, ps, gs, ms, vs, inputs, flats)
-    return results[0], results[1], results[2], flats
+    return results[0], results[1], results[2], flats, trees
 
 
 def _run(k: Constants, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
@@ -337,30 +344,31 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
     returned: list[tuple[Leaves, Leaves, Leaves, Flats, tuple[Shape, ...]] | None] = [None]
 
     def step(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float, t: int,
-             in_place: bool) -> tuple[Leaves, list[Leaves]]:
+             dress: _arena.Dress | None, in_place: bool
+             ) -> tuple[Leaves, list[Leaves], Trees | None]:
         ms, vs = slots[0], slots[1]
         last = returned[0]
         if last is not None and last[0] is ps and last[1] is ms and last[2] is vs:
             known, shapes = last[3], last[4]
             k = _adam_constants(beta1, beta2, eta, e, wd, t)
             if not in_place:  # a steady pure loop: three fresh arenas, one group
-                (p2, new_p), (m2, new_m), (v2, new_v) = _arena.allocate_together(
-                    shapes, known[0].dtype, 3)
+                ((p2, new_p), (m2, new_m), (v2, new_v)), extras = _arena.allocate_dressed(
+                    shapes, known[0].dtype, 3, dress)
                 _run(k, ps, gs, ms, vs, known, (p2, m2, v2))
                 returned[0] = (new_p, new_m, new_v, (p2, m2, v2), shapes)
-                return new_p, [new_m, new_v]
+                return new_p, [new_m, new_v], (extras[0], extras[1]) if extras else None
             if _writeable(ps, ms, vs) and _apart(gs, known):
                 _run(k, ps, gs, ms, vs, known, known)  # a steady donated loop: overwritten
-                return ps, [ms, vs]
+                return ps, [ms, vs], None
             # a leaf made read-only, or grads in the state: recognised afresh below
-        new_p, new_m, new_v, flats = _adam_leaves(
-            _adam_constants(beta1, beta2, eta, e, wd, t), ps, gs, ms, vs, in_place)
+        new_p, new_m, new_v, flats, trees = _adam_leaves(
+            _adam_constants(beta1, beta2, eta, e, wd, t), ps, gs, ms, vs, in_place, dress)
         returned[0] = (None if flats is None else
                        (new_p, new_m, new_v, flats, tuple([p.shape for p in new_p])))
-        return new_p, [new_m, new_v]
+        return new_p, [new_m, new_v], trees
 
     return _rule(name, lr, AdamSlots, 2, partial(step, in_place=False),
-                 partial(step, in_place=True), _arena.zeros_like)
+                 partial(step, in_place=True), _arena.zeros_like, dresses=True)
 
 
 def adam(lr: LearningRate = 0.001, b1: float = 0.9, b2: float = 0.999,

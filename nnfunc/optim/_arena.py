@@ -34,8 +34,8 @@ import numpy as np
 from nnfunc import workspace
 from nnfunc.typing import Array
 
-__all__ = ["ALIGN", "allocate", "allocate_together", "arena_of", "empty", "flat", "gather",
-           "segments", "zeros_like"]
+__all__ = ["ALIGN", "Dress", "allocate", "allocate_dressed", "allocate_together", "arena_of",
+           "empty", "flat", "gather", "segments", "zeros_like"]
 
 
 class _Arena(np.ndarray):
@@ -101,33 +101,64 @@ def allocate_together(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any],
     who keeps only the params of a step keeps the other two from reuse with
     them (the workspace keeps at most ``KEEP // count`` such groups).
     """
-    key, make, keep, spans = _plan(shapes if type(shapes) is tuple else tuple(shapes), dtype,
-                                   count)
+    return allocate_dressed(shapes, dtype, count, None)[0]
+
+
+Dress = Callable[[list[list[Array]]], tuple[Any, ...]]
+"""What :func:`allocate_dressed` makes once per new group from its arenas' leaf lists."""
+
+
+def allocate_dressed(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any], count: int,
+                     dress: Dress | None) -> tuple[list[tuple[Array, list[Array]]],
+                                                   tuple[Any, ...]]:
+    """:func:`allocate_together`'s arenas, and the objects ``dress`` made from their
+    leaf lists when the group was new, which come back with them.
+
+    A pure update's result trees: made once per group, not once per step. The
+    objects are members of the workspace group, so holding any of them keeps
+    the group in use; ``dress`` must return every object through which the
+    leaves can be reached (each tree node, not only the roots), each unable to
+    change (tuples), or a caller could keep a leaf, or see a change, through one
+    the workspace does not watch. ``dress`` is part of the group's key: one
+    function per kind of dressing, made once (e.g. memoized per tree structure).
+    With ``dress=None`` there are no such objects (``()``).
+    """
+    key, make, keep, spans, extras = _plan(shapes if type(shapes) is tuple else tuple(shapes),
+                                           dtype, count, dress)
     members = workspace.reuse(key, make, keep=keep)
-    return [(members[flat_at], members[lo:hi]) for flat_at, lo, hi in spans]
+    return [(members[flat_at], members[lo:hi]) for flat_at, lo, hi in spans], tuple(
+        members[extras:])
 
 
 Spans = tuple[tuple[int, int, int], ...]
 
 
 @functools.lru_cache(maxsize=64)
-def _plan(layout: tuple[tuple[int, ...], ...], dtype: np.dtype[Any], count: int
-          ) -> tuple[Any, Callable[[], tuple[Any, ...]], int, Spans]:
-    """:func:`allocate_together`'s workspace key, maker, how many groups to keep, and
+def _plan(layout: tuple[tuple[int, ...], ...], dtype: np.dtype[Any], count: int,
+          dress: Dress | None) -> tuple[Any, Callable[[], tuple[Any, ...]], int, Spans, int]:
+    """:func:`allocate_dressed`'s workspace key, maker, how many groups to keep,
     where each arena's flat view and leaves lie among the group's members (each
-    arena's are ``(arena, flat, *leaves)``, end to end). Memoized: made once per layout."""
+    arena's are ``(arena, flat, *leaves)``, end to end), and where the dressing's
+    objects start (after the arenas'). Memoized: made once per layout."""
     per = 2 + len(layout)
     spans = tuple([(at + 1, at + 2, at + per) for at in range(0, count * per, per)])
-    return ((_Arena, layout, dtype, count), functools.partial(_new_arenas, layout, dtype, count),
-            max(1, workspace.KEEP // count), spans)
+    return ((_Arena, layout, dtype, count, dress),
+            functools.partial(_new_arenas, layout, dtype, count, dress),
+            max(1, workspace.KEEP // count), spans, count * per)
 
 
-def _new_arenas(shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any],
-                count: int) -> tuple[Any, ...]:
-    """``count`` fresh arenas for :func:`allocate_together`, their members end to end."""
+def _new_arenas(shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any], count: int,
+                dress: Dress | None) -> tuple[Any, ...]:
+    """``count`` fresh arenas for :func:`allocate_dressed`, their members end to end,
+    then ``dress``'s objects."""
     members: list[Any] = []
+    lists = []
     for _ in range(count):
-        members.extend(_new_arena(shapes, dtype))
+        arena = _new_arena(shapes, dtype)
+        members.extend(arena)
+        lists.append(list(arena[2:]))
+    if dress is not None:
+        members.extend(dress(lists))
     return tuple(members)
 
 

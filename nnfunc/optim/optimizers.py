@@ -12,13 +12,15 @@ slots (see :func:`_in_float32`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from nnfunc import tree, workspace
 from nnfunc._validate import describe, flag, type_fail
+from nnfunc.optim import _arena
 from nnfunc.optim.base import (
     LearningRate,
     Optimizer,
@@ -39,6 +41,10 @@ __all__ = ["AdaDeltaSlots", "MomentumSlots", "NoSlots", "SquareSlots", "adadelta
 
 Leaves = list[Array]
 Apply = Callable[[Leaves, Leaves, Sequence[Leaves], float, int], tuple[Leaves, list[Leaves]]]
+Dressed = Callable[[Leaves, Leaves, Sequence[Leaves], float, int, Any],
+                   tuple[Leaves, list[Leaves], Any]]
+"""A rule that may give back its result trees too: ``(params, grads, slots, lr, t, dress)
+-> (new_params, new_slots, (params_tree, slots_tree) or None)`` (see :func:`_dresser`)."""
 
 
 def _zeros(leaves: Leaves) -> Leaves:
@@ -102,11 +108,67 @@ class _Last(NamedTuple):
     ps: Leaves
     slot_leaves: list[Leaves]
     narrow: bool  # some leaf is float16: the rule runs in float32 (_in_float32)
+    dress: Any  # _dresser(build, slot type), or None: see _dressable
 
 
-def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Apply,
-          apply_in_place: Apply | None = None,
-          zeros: Callable[[Leaves], Leaves] = _zeros) -> Optimizer:
+@lru_cache(maxsize=512)
+def _dressable(td: tree.TreeDef) -> bool:
+    """Whether result trees of this structure may be made once and handed out again
+    (:func:`_dresser`): built only of tuples, NamedTuples and ``None`` (nothing can
+    change in place), and of NamedTuples whose instances take no attributes (no
+    ``__dict__``: a typing ``NamedTuple``, not a class derived from one without
+    ``__slots__``), so a tree handed out again is exactly the tree first made."""
+    kind = td.kind
+    if kind in ("leaf", "none"):
+        return True
+    if not (isinstance(kind, type) and issubclass(kind, tuple)) or kind.__dictoffset__:
+        return False
+    return all(_dressable(c) for c in td.children)
+
+
+@lru_cache(maxsize=512)
+def _dresser(build: Callable[[Sequence[Any]], Any], slot_type: Any) -> _arena.Dress:
+    """The dressing of a pure update's result arenas (see
+    :func:`nnfunc.optim._arena.allocate_dressed`): from the params' and each slot's
+    leaf lists, the params tree and the slots, and every node below them, as the
+    workspace group's members; made once per group instead of once per step.
+
+    Memoized per structure's builder and slot type: the workspace files the
+    groups under it."""
+    return partial(_dress, build, slot_type)
+
+
+def _dress(build: Callable[[Sequence[Any]], Any], slot_type: Any,
+           lists: list[Leaves]) -> tuple[Any, ...]:
+    params = build(lists[0])
+    slots = slot_type(*[build(s) for s in lists[1:]])
+    nodes: list[Any] = [params, slots]
+    for root in nodes[:2]:
+        _add_nodes(root, nodes)
+    return tuple(nodes)
+
+
+def _undressed(rule: Dressed) -> Apply:
+    """``rule`` as a plain :data:`Apply`: passed no dressing, its trees dropped."""
+    def plain(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
+              t: int) -> tuple[Leaves, list[Leaves]]:
+        new_p, new_slots, _ = rule(ps, gs, slots, eta, t, None)
+        return new_p, new_slots
+
+    return plain
+
+
+def _add_nodes(node: tuple[Any, ...], out: list[Any]) -> None:
+    """Append every node with children below ``node`` (tuples; leaves are arrays)."""
+    for child in node:
+        if isinstance(child, tuple) and child:
+            out.append(child)
+            _add_nodes(child, out)
+
+
+def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Any,
+          apply_in_place: Any = None, zeros: Callable[[Leaves], Leaves] = _zeros, *,
+          dresses: bool = False) -> Optimizer:
     """An optimizer from an update rule over leaf lists.
 
     ``apply(params, grads, slots, lr, t) -> (new_params, new_slots)`` sees
@@ -116,6 +178,11 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
     ``Optimizer.update_in_place``); when it returns the very lists it was
     given, the state's trees are reused as they are. ``zeros(leaves)`` makes
     each slot's initial leaves.
+
+    With ``dresses`` both are :data:`Dressed` rules: the pure update passes
+    them a dressing (for a structure :func:`_dressable`) and uses the trees
+    they give back instead of building its own; the in-place one passes
+    ``None``.
     """
     schedule = learning_rate(lr, name)
 
@@ -132,9 +199,10 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
     fixed = None if callable(lr) else float(lr)
 
     own = workspace.Workspace()  # the update's arrays, reused once the caller drops them
+    slots_kind: Hashable = slot_type
     last_result: list[_Last | None] = [None]  # see _Last
 
-    def updater(rule: Apply) -> Update:
+    def updater(rule: Any, dressing: bool) -> Update:
         def update(state: OptState, grads: PyTree) -> tuple[OptState, PyTree]:
             token = workspace.enter(own)
             try:
@@ -159,6 +227,7 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
                 if gs is None or not same_shapes(ps, gs):
                     gs = pair_leaves(name, state.params, grads)[1]  # raises the clear error
                 narrow = last.narrow
+                treedef, build, read, dress = last.treedef, last.build, last.read, last.dress
             else:
                 ps, gs = pair_leaves(name, state.params, grads)
                 slot_leaves = [tree.leaves(s) for s in state.slots]
@@ -166,34 +235,42 @@ def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Appl
                     check_slot(name, i, ps, leaves, state.slots)
                 narrow = _narrow(ps)
                 last = None
+                treedef = tree.structure(state.params)
+                build, read = tree.builder(treedef), tree.reader(treedef)
+                dress = _dresser(build, slots_kind) if dresses and _dressable(treedef) else None
             eta = (fixed * state.lr_scale if fixed is not None
                    else current_lr(name, schedule, state.step, state.lr_scale))
-            new_p, new_slots = (_in_float32(rule, ps, gs, slot_leaves, eta, state.step + 1)
-                                if narrow else rule(ps, gs, slot_leaves, eta, state.step + 1))
+            trees = None
+            if narrow:
+                new_p, new_slots = _in_float32(_undressed(rule) if dresses else rule,
+                                               ps, gs, slot_leaves, eta, state.step + 1)
+            elif dresses:
+                new_p, new_slots, trees = rule(ps, gs, slot_leaves, eta, state.step + 1,
+                                               dress if dressing else None)
+            else:
+                new_p, new_slots = rule(ps, gs, slot_leaves, eta, state.step + 1)
             # leaves updated in place come back as the very lists: reuse their trees
             params, slots = state.params, state.slots
             same_slots = True
             for a, b in zip(new_slots, slot_leaves):
                 same_slots = same_slots and a is b
             if last is None or new_p is not ps or not same_slots:
-                if last is None:
-                    treedef = tree.structure(state.params)
-                    build, read = tree.builder(treedef), tree.reader(treedef)
+                if trees is not None:  # made with the result arenas, once per group
+                    params, slots = trees
                 else:
-                    treedef, build, read = last.treedef, last.build, last.read
-                if new_p is not ps:
-                    params = build(new_p)
-                if not same_slots:
-                    slots = slot_type(*[build(s) for s in new_slots])
+                    if new_p is not ps:
+                        params = build(new_p)
+                    if not same_slots:
+                        slots = slot_type(*[build(s) for s in new_slots])
                 last_result[0] = (_Last(params, slots, treedef, build, read, new_p,
-                                        list(new_slots), narrow)
+                                        list(new_slots), narrow, dress)
                                   if last is not None or tree.immutable(treedef) else None)
             return OptState(params, state.step + 1, eta, state.lr_scale, slots), params
 
         return update
 
-    return Optimizer(init, updater(apply), name,
-                     None if apply_in_place is None else updater(apply_in_place))
+    return Optimizer(init, updater(apply, True), name,
+                     None if apply_in_place is None else updater(apply_in_place, False))
 
 
 def _c(x: Array, value: float) -> Any:
