@@ -74,6 +74,57 @@ def test_the_compiled_loop_gives_the_numpy_kernels_bits(
         assert _same_bits(w, c)
 
 
+@given(shapes=st.lists(st.lists(st.integers(0, 9), max_size=3).map(tuple), max_size=6),
+       seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from(["float32", "float64"]),
+       t=st.integers(1, 1000))
+def test_grads_given_as_pieces_are_read_as_if_laid_end_to_end(
+        shapes: list[tuple[int, ...]], seed: int, dtype: str, t: int) -> None:
+    # the leaves' grads read where they lie give the bits of their concatenation
+    rng = np.random.default_rng(seed)
+    gs = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    n = sum(g.size for g in gs)
+    p, m = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    v = (rng.standard_normal(n) ** 2).astype(dtype)
+    k = np.array(_adam._adam_constants(0.9, 0.999, 1e-2, 1e-8, 0.0, t), dtype)
+    kernels = _compiled.kernels()
+    assert kernels is not None
+    whole = np.concatenate(gs, axis=None) if gs else np.zeros(0, dtype)
+    want = [np.empty_like(p) for _ in range(3)]
+    kernels.into(p, whole, m, v, *want, k)
+    into = [np.empty_like(p) for _ in range(3)]
+    assert kernels.into(p, gs, m, v, *into, k) is None
+    in_place = [p.copy(), m.copy(), v.copy()]
+    assert kernels.in_place(in_place[0], gs, in_place[1], in_place[2], k) is None
+    for w, a, b in zip(want, into, in_place):
+        assert _same_bits(w, a)
+        assert _same_bits(w, b)
+
+
+def test_pieces_the_vectorised_loop_cannot_take_are_declined_untouched() -> None:
+    kernels = _compiled.kernels()
+    assert kernels is not None
+    rng = np.random.default_rng(1)
+    gs = [rng.standard_normal((4, 3)).astype(np.float32), np.ones(2, np.float32)]
+    p, m, v = (rng.random(14).astype(np.float32) for _ in range(3))
+    k = np.array(_adam._adam_constants(0.9, 0.999, 1e-2, 1e-8, 0.0, 1), np.float32)
+    outs = [np.zeros(14, np.float32) for _ in range(3)]
+    declined = {
+        "a transposed grad": [np.ascontiguousarray(gs[0].T).T, gs[1]],
+        "a grad inside an output": [outs[1][:12].reshape(4, 3), gs[1]],
+    }
+    for pieces in declined.values():
+        assert kernels.into(p, pieces, m, v, *outs, k) is NotImplemented
+        assert all(not o.any() for o in outs)
+    before = p.copy()
+    assert kernels.in_place(p, [p[:12].reshape(4, 3), gs[1]], m, v, k) is NotImplemented
+    assert kernels.into(p, gs, m, v, p, outs[1], outs[2], k) is NotImplemented  # p2 is p
+    assert _same_bits(p, before)
+    with pytest.raises(ValueError, match="must add up to p's length 14"):
+        kernels.into(p, gs[:1], m, v, *outs, k)
+    with pytest.raises(ValueError, match="must have p's format"):
+        kernels.in_place(p, [gs[0].astype(np.float64), gs[1]], m, v, k)
+
+
 def _leaves(dtype: str, rows: int = 300) -> dict[str, Any]:
     # big leaves (read where they lie) beside small ones (concatenated), and a
     # non-contiguous gradient leaf below; 75,102 params with rows=300
@@ -119,13 +170,13 @@ def test_training_gives_the_same_bits_with_and_without_the_loop(
 def _recording(calls: list[str], inner: _compiled.Kernels | None) -> _compiled.Kernels:
     assert inner is not None  # the extension is built (test_the_extension_is_built_and_on)
 
-    def in_place(*args: Any) -> None:
+    def in_place(*args: Any) -> Any:
         calls.append("in_place")
-        inner.in_place(*args)
+        return inner.in_place(*args)
 
-    def into(*args: Any) -> None:
+    def into(*args: Any) -> Any:
         calls.append("into")
-        inner.into(*args)
+        return inner.into(*args)
 
     return _compiled.Kernels(in_place, into)
 

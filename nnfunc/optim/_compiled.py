@@ -55,10 +55,17 @@ class Kernels(NamedTuple):
     outputs are allowed (each element's inputs are read before its outputs
     are written), at the speed of an element-by-element loop; the usual
     case, distinct contiguous arrays, runs vectorised.
+
+    ``g`` may instead be a list of C-contiguous arrays of any shapes (the
+    leaves' grads) whose elements add up to ``p``'s length: they are read
+    where they lie, as if laid end to end, by the vectorised loop. Where
+    that loop cannot take them (a piece not C-contiguous or overlapping an
+    output, or ``p, m, v`` themselves not fit for it) the call does nothing
+    and returns ``NotImplemented``; otherwise it returns ``None``.
     """
 
-    in_place: Callable[[Array, Array, Array, Array, Array], None]
-    into: Callable[[Array, Array, Array, Array, Array, Array, Array, Array], None]
+    in_place: Callable[[Array, Array | list[Array], Array, Array, Array], Any]
+    into: Callable[[Array, Array | list[Array], Array, Array, Array, Array, Array, Array], Any]
 
 
 def wanted() -> bool:

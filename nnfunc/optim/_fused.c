@@ -169,14 +169,133 @@ static void run(Py_ssize_t itemsize, int apart, int in_place, const Py_buffer *i
     }
 }
 
+/* The grads as pieces: g a list of C-contiguous buffers of any shapes, the leaves' grads,
+ * read where they lie as if laid end to end (no concatenated copy). Each piece must be
+ * p's format, and their elements must add up to p's length (else ValueError: a mistake
+ * inside nnfunc); a piece that is not C-contiguous, or that overlaps an output (p2, m2,
+ * v2: views[4..6]), makes the call decline with NotImplemented (the caller then gathers
+ * the grads itself). `views` are the other arguments' buffers, taken by `take` with g's
+ * argument a placeholder (p's own array). Runs the loops and returns None, or
+ * NotImplemented, or NULL with an exception. */
+static PyObject *run_pieces(const char *name, PyObject *list, const Py_buffer *views,
+                            int in_place) {
+    const Py_ssize_t count = PyList_GET_SIZE(list), itemsize = views[0].itemsize,
+                     n = views[0].shape[0];
+    Py_buffer *pieces = PyMem_Calloc(count > 0 ? (size_t)count : 1, sizeof(Py_buffer));
+    if (pieces == NULL) {
+        return PyErr_NoMemory();
+    }
+    PyObject *result = Py_NotImplemented;
+    Py_ssize_t taken = 0, total = 0;
+    for (; taken < count; taken++) {
+        if (PyObject_GetBuffer(PyList_GET_ITEM(list, taken), &pieces[taken],
+                               PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            PyErr_Clear(); /* not C-contiguous (or no buffer): decline */
+            goto done;
+        }
+        const Py_buffer *b = &pieces[taken];
+        if (strcmp(b->format, views[0].format) != 0 || b->itemsize != itemsize) {
+            taken++;
+            PyErr_Format(PyExc_ValueError, "nnfunc.optim._fused: %s: g[%zd] must have p's "
+                         "format %s (got %s)", name, taken - 1, views[0].format, b->format);
+            result = NULL;
+            goto done;
+        }
+        for (int out = in_place ? 0 : 4; out < (in_place ? 4 : 7); out++) {
+            if (out != G && overlap(b, &views[out])) {
+                taken++;
+                goto done;
+            }
+        }
+        total += b->len / itemsize;
+    }
+    if (total != n) {
+        PyErr_Format(PyExc_ValueError, "nnfunc.optim._fused: %s: g's pieces must add up to "
+                     "p's length %zd (got %zd)", name, n, total);
+        result = NULL;
+        goto done;
+    }
+    /* the vectorised loops only: p, m and v contiguous, every output apart from the
+     * other arrays (else decline: the caller's general path handles it) */
+    int apart = views[0].strides[0] == itemsize && views[2].strides[0] == itemsize &&
+                views[3].strides[0] == itemsize;
+    for (int out = in_place ? 0 : 4; out < (in_place ? 4 : 7); out++) {
+        for (int other = 0; other < (in_place ? 4 : 7) && out != G; other++) {
+            apart = apart && (other == out || other == G || !overlap(&views[out], &views[other]));
+        }
+    }
+    if (!apart) {
+        goto done;
+    }
+    const char *p = views[0].buf, *m = views[2].buf, *v = views[3].buf;
+    char *p2 = views[in_place ? 0 : 4].buf, *m2 = views[in_place ? 2 : 5].buf,
+         *v2 = views[in_place ? 3 : 6].buf;
+    const void *k = views[in_place ? 4 : 7].buf;
+    PyThreadState *state = n >= RELEASE_GIL_FROM ? PyEval_SaveThread() : NULL;
+    Py_ssize_t at = 0; /* bytes */
+    for (Py_ssize_t j = 0; j < count; j++) {
+        const Py_ssize_t len = pieces[j].len / itemsize;
+        const void *g = pieces[j].buf;
+        if (itemsize == 4 && in_place) {
+            adam_in_place_float(len, (float *)(p2 + at), g, (float *)(m2 + at),
+                                (float *)(v2 + at), k);
+        } else if (itemsize == 4) {
+            adam_into_float(len, (const float *)(p + at), g, (const float *)(m + at),
+                            (const float *)(v + at), (float *)(p2 + at), (float *)(m2 + at),
+                            (float *)(v2 + at), k);
+        } else if (in_place) {
+            adam_in_place_double(len, (double *)(p2 + at), g, (double *)(m2 + at),
+                                 (double *)(v2 + at), k);
+        } else {
+            adam_into_double(len, (const double *)(p + at), g, (const double *)(m + at),
+                             (const double *)(v + at), (double *)(p2 + at),
+                             (double *)(m2 + at), (double *)(v2 + at), k);
+        }
+        at += pieces[j].len;
+    }
+    if (state != NULL) {
+        PyEval_RestoreThread(state);
+    }
+    result = Py_None;
+done:
+    release(pieces, (int)taken);
+    PyMem_Free(pieces);
+    Py_XINCREF(result);
+    return result;
+}
+
 PyDoc_STRVAR(adam_in_place_doc,
              "adam_in_place(p, g, m, v, k)\n--\n\n"
-             "Adam's update written over p, m and v (see the module source for the rule).");
+             "Adam's update written over p, m and v (see the module source for the rule);\n"
+             "g one array, or a list of C-contiguous arrays laid end to end (NotImplemented\n"
+             "where such a list cannot be read in place).");
+
+/* `take` with g's argument replaced by p (a list g is read by run_pieces). */
+static Py_ssize_t take_without_g(const char *name, PyObject *const *args, Py_ssize_t nargs,
+                                 int count, const int *slots, const int *writable,
+                                 Py_buffer *views) {
+    PyObject *own[MAX_ARGS];
+    if (nargs != count) {
+        return take(name, args, nargs, count, slots, writable, views);
+    }
+    for (int i = 0; i < count; i++) {
+        own[i] = slots[i] == G ? args[0] : args[i];
+    }
+    return take(name, own, nargs, count, slots, writable, views);
+}
 
 static PyObject *py_adam_in_place(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     static const int slots[] = {P, G, M, V, K}, writable[] = {1, 0, 1, 1, 0};
     Py_buffer views[5];
+    if (nargs == 5 && PyList_Check(args[G])) {
+        if (take_without_g("adam_in_place", args, nargs, 5, slots, writable, views) == 0) {
+            return NULL;
+        }
+        PyObject *result = run_pieces("adam_in_place", args[G], views, 1);
+        release(views, 5);
+        return result;
+    }
     Py_ssize_t itemsize = take("adam_in_place", args, nargs, 5, slots, writable, views);
     if (itemsize == 0) {
         return NULL;
@@ -192,13 +311,21 @@ static PyObject *py_adam_in_place(PyObject *self, PyObject *const *args, Py_ssiz
 
 PyDoc_STRVAR(adam_into_doc,
              "adam_into(p, g, m, v, p2, m2, v2, k)\n--\n\n"
-             "Adam's update of p, m and v written into p2, m2 and v2.");
+             "Adam's update of p, m and v written into p2, m2 and v2; g as for adam_in_place.");
 
 static PyObject *py_adam_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     static const int slots[] = {P, G, M, V, P2, M2, V2, K};
     static const int writable[] = {0, 0, 0, 0, 1, 1, 1, 0};
     Py_buffer views[8];
+    if (nargs == 8 && PyList_Check(args[G])) {
+        if (take_without_g("adam_into", args, nargs, 8, slots, writable, views) == 0) {
+            return NULL;
+        }
+        PyObject *result = run_pieces("adam_into", args[G], views, 0);
+        release(views, 8);
+        return result;
+    }
     Py_ssize_t itemsize = take("adam_into", args, nargs, 8, slots, writable, views);
     if (itemsize == 0) {
         return NULL;
