@@ -24,7 +24,7 @@ from nnfunc._validate import finite_float
 from nnfunc.optim import _arena, _compiled
 from nnfunc.optim.base import LearningRate, Optimizer, decay_rate, positive
 from nnfunc.optim.optimizers import Leaves, _rule
-from nnfunc.typing import Array, PyTree, Shape
+from nnfunc.typing import Array, PyTree
 
 __all__ = ["AdamSlots", "adam", "adamw"]
 
@@ -172,7 +172,7 @@ def _adam_leaves(k: Constants, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
 
     Returns the new leaf lists, their flat buffers (``None`` for leaves of
     several dtypes), and, where three fresh arenas were dressed by ``dress``
-    (see :func:`_arena.allocate_dressed`), the params and slots trees it made
+    (see :func:`_arena.plan`), the params and slots trees it made
     over them. (Given back the lists it returned, the next update knows their
     arenas and runs the kernel itself: see :func:`_adam_like`.)
     """
@@ -193,8 +193,9 @@ def _adam_leaves(k: Constants, ps: Leaves, gs: Leaves, ms: Leaves, vs: Leaves,
     shapes = () if reuse == (True, True, True) else tuple([p.shape for p in ps])
     fresh, trees = None, None
     if reuse == (False, False, False):  # a pure update's three results: one group
-        arenas, extras = _arena.allocate_dressed(shapes, dtype, 3, dress)
-        fresh, trees = iter(arenas), (extras[0], extras[1]) if extras else None
+        group = _arena.take(_arena.plan(shapes, dtype, 3, dress))
+        fresh = iter([(group[0], group[3]), (group[1], group[4]), (group[2], group[5])])
+        trees = None if dress is None else (group[6], group[7])
     for leaves, source, keep in zip((ps, ms, vs), inputs, reuse):
         if keep:  # the donated state's own arena: overwritten
             assert source is not None
@@ -347,7 +348,7 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
     # the leaf lists the last update returned and their flat buffers: given the very
     # lists again (the state it returned, which the optimizer remembers: see _Last),
     # the next update need not recognise the arenas leaf by leaf
-    returned: list[tuple[Leaves, Leaves, Leaves, Flats, tuple[Shape, ...]] | None] = [None]
+    returned: list[tuple[Leaves, Leaves, Leaves, Flats, _arena.Plan] | None] = [None]
 
     def step(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float, t: int,
              dress: _arena.Dress | None, in_place: bool
@@ -355,22 +356,25 @@ def _adam_like(name: str, lr: LearningRate, b1: float, b2: float, eps: float,
         ms, vs = slots[0], slots[1]
         last = returned[0]
         if last is not None and last[0] is ps and last[1] is ms and last[2] is vs:
-            known, shapes = last[3], last[4]
+            known, plan = last[3], last[4]
             k = _adam_constants(beta1, beta2, eta, e, wd, t)
             if not in_place:  # a steady pure loop: three fresh arenas, one group
-                ((p2, new_p), (m2, new_m), (v2, new_v)), extras = _arena.allocate_dressed(
-                    shapes, known[0].dtype, 3, dress)
-                _run(k, ps, gs, ms, vs, known, (p2, m2, v2))
-                returned[0] = (new_p, new_m, new_v, (p2, m2, v2), shapes)
-                return new_p, [new_m, new_v], (extras[0], extras[1]) if extras else None
+                if plan.dress is not dress:
+                    plan = _arena.plan(plan.shapes, known[0].dtype, 3, dress)
+                group = _arena.take(plan)  # flats, leaves, trees: see _arena.plan
+                outs = group[0], group[1], group[2]
+                new_p, new_m, new_v = group[3], group[4], group[5]
+                _run(k, ps, gs, ms, vs, known, outs)
+                returned[0] = (new_p, new_m, new_v, outs, plan)
+                return new_p, [new_m, new_v], None if dress is None else (group[6], group[7])
             if _writeable(ps, ms, vs) and _apart(gs, known):
                 _run(k, ps, gs, ms, vs, known, known)  # a steady donated loop: overwritten
                 return ps, [ms, vs], None
             # a leaf made read-only, or grads in the state: recognised afresh below
         new_p, new_m, new_v, flats, trees = _adam_leaves(
             _adam_constants(beta1, beta2, eta, e, wd, t), ps, gs, ms, vs, in_place, dress)
-        returned[0] = (None if flats is None else
-                       (new_p, new_m, new_v, flats, tuple([p.shape for p in new_p])))
+        returned[0] = (None if flats is None else (new_p, new_m, new_v, flats, _arena.plan(
+            tuple([p.shape for p in new_p]), flats[0].dtype, 3, dress)))
         return new_p, [new_m, new_v], trees
 
     return _rule(name, lr, AdamSlots, 2, partial(step, in_place=False),

@@ -27,15 +27,15 @@ import functools
 import math
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from nnfunc import workspace
 from nnfunc.typing import Array
 
-__all__ = ["ALIGN", "Dress", "allocate", "allocate_dressed", "allocate_together", "arena_of",
-           "empty", "flat", "gather", "segments", "zeros_like"]
+__all__ = ["ALIGN", "Dress", "Plan", "allocate", "allocate_together", "arena_of", "empty", "flat",
+           "gather", "plan", "segments", "take", "zeros_like"]
 
 
 class _Arena(np.ndarray):
@@ -101,64 +101,73 @@ def allocate_together(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any],
     who keeps only the params of a step keeps the other two from reuse with
     them (the workspace keeps at most ``KEEP // count`` such groups).
     """
-    return allocate_dressed(shapes, dtype, count, None)[0]
+    group = take(plan(shapes, dtype, count, None))
+    return [(group[i], list(group[count + i])) for i in range(count)]
 
 
-Dress = Callable[[list[list[Array]]], tuple[Any, ...]]
-"""What :func:`allocate_dressed` makes once per new group from its arenas' leaf lists."""
+Dress = Callable[[list[tuple[Array, ...]]], tuple[Any, ...]]
+"""What a dressed group (see :func:`plan`) makes once, when new, from its arenas' leaves."""
 
 
-def allocate_dressed(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any], count: int,
-                     dress: Dress | None) -> tuple[list[tuple[Array, list[Array]]],
-                                                   tuple[Any, ...]]:
-    """:func:`allocate_together`'s arenas, and the objects ``dress`` made from their
-    leaf lists when the group was new, which come back with them.
+class Plan(NamedTuple):
+    """How to take a group of arenas from the active workspace (see :func:`plan`)."""
 
-    A pure update's result trees: made once per group, not once per step. The
-    objects are members of the workspace group, so holding any of them keeps
-    the group in use; ``dress`` must return every object through which the
-    leaves can be reached (each tree node, not only the roots), each unable to
-    change (tuples), or a caller could keep a leaf, or see a change, through one
-    the workspace does not watch. ``dress`` is part of the group's key: one
-    function per kind of dressing, made once (e.g. memoized per tree structure).
-    With ``dress=None`` there are no such objects (``()``).
-    """
-    key, make, keep, spans, extras = _plan(shapes if type(shapes) is tuple else tuple(shapes),
-                                           dtype, count, dress)
-    members = workspace.reuse(key, make, keep=keep)
-    return [(members[flat_at], members[lo:hi]) for flat_at, lo, hi in spans], tuple(
-        members[extras:])
-
-
-Spans = tuple[tuple[int, int, int], ...]
+    key: Any
+    make: Callable[[], tuple[Any, ...]]
+    keep: int
+    shapes: tuple[tuple[int, ...], ...]
+    dress: Dress | None
 
 
 @functools.lru_cache(maxsize=64)
 def _plan(layout: tuple[tuple[int, ...], ...], dtype: np.dtype[Any], count: int,
-          dress: Dress | None) -> tuple[Any, Callable[[], tuple[Any, ...]], int, Spans, int]:
-    """:func:`allocate_dressed`'s workspace key, maker, how many groups to keep,
-    where each arena's flat view and leaves lie among the group's members (each
-    arena's are ``(arena, flat, *leaves)``, end to end), and where the dressing's
-    objects start (after the arenas'). Memoized: made once per layout."""
-    per = 2 + len(layout)
-    spans = tuple([(at + 1, at + 2, at + per) for at in range(0, count * per, per)])
-    return ((_Arena, layout, dtype, count, dress),
-            functools.partial(_new_arenas, layout, dtype, count, dress),
-            max(1, workspace.KEEP // count), spans, count * per)
+          dress: Dress | None) -> Plan:
+    return Plan((_Arena, layout, dtype, count, dress),
+                functools.partial(_new_group, layout, dtype, count, dress),
+                max(1, workspace.KEEP // count), layout, dress)
 
 
-def _new_arenas(shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any], count: int,
-                dress: Dress | None) -> tuple[Any, ...]:
-    """``count`` fresh arenas for :func:`allocate_dressed`, their members end to end,
-    then ``dress``'s objects."""
-    members: list[Any] = []
-    lists = []
-    for _ in range(count):
-        arena = _new_arena(shapes, dtype)
-        members.extend(arena)
-        lists.append(list(arena[2:]))
+def plan(shapes: Sequence[tuple[int, ...]], dtype: np.dtype[Any], count: int,
+         dress: Dress | None) -> Plan:
+    """The plan of a group of ``count`` arenas for leaves of ``shapes``, optionally
+    *dressed*: with objects ``dress`` made from their leaves when the group was
+    new, which come back with them (memoized per layout; keep it to skip even that).
+
+    :func:`take` gives the group's members as one list: ``group[:count]`` the
+    arenas' flat buffers, ``group[count:2 * count]`` their leaves, each arena's
+    as one tuple (the same tuples each time the group comes back), then
+    ``dress``'s objects, then the arenas and leaves themselves.
+
+    The dressing is for a pure update's result trees, made once per group
+    instead of once per step. Its objects are members of the workspace group,
+    so holding any of them keeps the group in use; ``dress`` must return every
+    object through which the leaves can be reached (each tree node, not only
+    the roots), each unable to change (tuples), or a caller could keep a leaf,
+    or see a change, through one the workspace does not watch. ``dress`` is
+    part of the group's key: one function per kind of dressing, made once
+    (e.g. memoized per tree structure).
+    """
+    return _plan(shapes if type(shapes) is tuple else tuple(shapes), dtype, count, dress)
+
+
+def take(p: Plan) -> list[Any]:
+    """A group of arenas laid out as :func:`plan` says (as a new list): a free one from
+    the active workspace (see :meth:`nnfunc.workspace.Workspace.reuse`), else a new one."""
+    return workspace.reuse(p.key, p.make, keep=p.keep)
+
+
+def _new_group(shapes: tuple[tuple[int, ...], ...], dtype: np.dtype[Any], count: int,
+               dress: Dress | None) -> tuple[Any, ...]:
+    """``count`` fresh arenas laid out as :func:`plan` says."""
+    arenas = [_new_arena(shapes, dtype) for _ in range(count)]
+    lists = [a[2:] for a in arenas]  # tuples: handed out again and again, so unchangeable
+    members: list[Any] = [a[1] for a in arenas]
+    members.extend(lists)
     if dress is not None:
         members.extend(dress(lists))
+    for a in arenas:
+        members.append(a[0])
+        members.extend(a[2:])
     return tuple(members)
 
 

@@ -129,8 +129,8 @@ def _dressable(td: tree.TreeDef) -> bool:
 @lru_cache(maxsize=512)
 def _dresser(build: Callable[[Sequence[Any]], Any], slot_type: Any) -> _arena.Dress:
     """The dressing of a pure update's result arenas (see
-    :func:`nnfunc.optim._arena.allocate_dressed`): from the params' and each slot's
-    leaf lists, the params tree and the slots, and every node below them, as the
+    :func:`nnfunc.optim._arena.plan`): from the params' and each slot's
+    leaves, the params tree and the slots, and every node below them, as the
     workspace group's members; made once per group instead of once per step.
 
     Memoized per structure's builder and slot type: the workspace files the
@@ -139,7 +139,7 @@ def _dresser(build: Callable[[Sequence[Any]], Any], slot_type: Any) -> _arena.Dr
 
 
 def _dress(build: Callable[[Sequence[Any]], Any], slot_type: Any,
-           lists: list[Leaves]) -> tuple[Any, ...]:
+           lists: list[tuple[Array, ...]]) -> tuple[Any, ...]:
     params = build(lists[0])
     slots = slot_type(*[build(s) for s in lists[1:]])
     nodes: list[Any] = [params, slots]
