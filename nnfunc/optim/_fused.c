@@ -147,22 +147,33 @@ static Py_ssize_t take(const char *name, PyObject *const *args, Py_ssize_t nargs
 /* The loop that fits, the GIL released for long ones: vectorised when the inputs are
  * contiguous and apart from the outputs (in place when the outputs are p, m and v
  * themselves), else element by element. */
+/* The vectorised loop over n contiguous elements of one dtype (itemsize 4 or 8), in place
+ * (p2, m2, v2 being p, m, v) or into distinct outputs. */
+static void vectorised(Py_ssize_t itemsize, int in_place, Py_ssize_t n, const void *p,
+                       const void *g, const void *m, const void *v, void *p2, void *m2,
+                       void *v2, const void *k) {
+    if (itemsize == 4 && in_place) {
+        adam_in_place_float(n, p2, g, m2, v2, k);
+    } else if (itemsize == 4) {
+        adam_into_float(n, p, g, m, v, p2, m2, v2, k);
+    } else if (in_place) {
+        adam_in_place_double(n, p2, g, m2, v2, k);
+    } else {
+        adam_into_double(n, p, g, m, v, p2, m2, v2, k);
+    }
+}
+
 static void run(Py_ssize_t itemsize, int apart, int in_place, const Py_buffer *in, void *p2,
                 void *m2, void *v2, const void *k) {
     Py_ssize_t n = in[0].shape[0];
     PyThreadState *state = n >= RELEASE_GIL_FROM ? PyEval_SaveThread() : NULL;
-    if (itemsize == 4 && !apart) {
+    if (!apart && itemsize == 4) {
         adam_general_float(n, in, p2, m2, v2, k);
-    } else if (itemsize == 4 && in_place) {
-        adam_in_place_float(n, p2, in[1].buf, m2, v2, k);
-    } else if (itemsize == 4) {
-        adam_into_float(n, in[0].buf, in[1].buf, in[2].buf, in[3].buf, p2, m2, v2, k);
     } else if (!apart) {
         adam_general_double(n, in, p2, m2, v2, k);
-    } else if (in_place) {
-        adam_in_place_double(n, p2, in[1].buf, m2, v2, k);
     } else {
-        adam_into_double(n, in[0].buf, in[1].buf, in[2].buf, in[3].buf, p2, m2, v2, k);
+        vectorised(itemsize, in_place, n, in[0].buf, in[1].buf, in[2].buf, in[3].buf, p2, m2,
+                   v2, k);
     }
     if (state != NULL) {
         PyEval_RestoreThread(state);
@@ -234,23 +245,8 @@ static PyObject *run_pieces(const char *name, PyObject *list, const Py_buffer *v
     PyThreadState *state = n >= RELEASE_GIL_FROM ? PyEval_SaveThread() : NULL;
     Py_ssize_t at = 0; /* bytes */
     for (Py_ssize_t j = 0; j < count; j++) {
-        const Py_ssize_t len = pieces[j].len / itemsize;
-        const void *g = pieces[j].buf;
-        if (itemsize == 4 && in_place) {
-            adam_in_place_float(len, (float *)(p2 + at), g, (float *)(m2 + at),
-                                (float *)(v2 + at), k);
-        } else if (itemsize == 4) {
-            adam_into_float(len, (const float *)(p + at), g, (const float *)(m + at),
-                            (const float *)(v + at), (float *)(p2 + at), (float *)(m2 + at),
-                            (float *)(v2 + at), k);
-        } else if (in_place) {
-            adam_in_place_double(len, (double *)(p2 + at), g, (double *)(m2 + at),
-                                 (double *)(v2 + at), k);
-        } else {
-            adam_into_double(len, (const double *)(p + at), g, (const double *)(m + at),
-                             (const double *)(v + at), (double *)(p2 + at),
-                             (double *)(m2 + at), (double *)(v2 + at), k);
-        }
+        vectorised(itemsize, in_place, pieces[j].len / itemsize, p + at, pieces[j].buf, m + at,
+                   v + at, p2 + at, m2 + at, v2 + at, k);
         at += pieces[j].len;
     }
     if (state != NULL) {
@@ -270,18 +266,21 @@ PyDoc_STRVAR(adam_in_place_doc,
              "g one array, or a list of C-contiguous arrays laid end to end (NotImplemented\n"
              "where such a list cannot be read in place).");
 
-/* `take` with g's argument replaced by p (a list g is read by run_pieces). */
-static Py_ssize_t take_without_g(const char *name, PyObject *const *args, Py_ssize_t nargs,
-                                 int count, const int *slots, const int *writable,
-                                 Py_buffer *views) {
+/* A call whose g is a list (nargs == count): the other arguments taken by `take`, with
+ * p's array standing in for g, then run_pieces. */
+static PyObject *call_with_pieces(const char *name, PyObject *const *args, int count,
+                                  const int *slots, const int *writable, int in_place) {
     PyObject *own[MAX_ARGS];
-    if (nargs != count) {
-        return take(name, args, nargs, count, slots, writable, views);
-    }
+    Py_buffer views[MAX_ARGS];
     for (int i = 0; i < count; i++) {
         own[i] = slots[i] == G ? args[0] : args[i];
     }
-    return take(name, own, nargs, count, slots, writable, views);
+    if (take(name, own, count, count, slots, writable, views) == 0) {
+        return NULL;
+    }
+    PyObject *result = run_pieces(name, args[G], views, in_place);
+    release(views, count);
+    return result;
 }
 
 static PyObject *py_adam_in_place(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -289,12 +288,7 @@ static PyObject *py_adam_in_place(PyObject *self, PyObject *const *args, Py_ssiz
     static const int slots[] = {P, G, M, V, K}, writable[] = {1, 0, 1, 1, 0};
     Py_buffer views[5];
     if (nargs == 5 && PyList_Check(args[G])) {
-        if (take_without_g("adam_in_place", args, nargs, 5, slots, writable, views) == 0) {
-            return NULL;
-        }
-        PyObject *result = run_pieces("adam_in_place", args[G], views, 1);
-        release(views, 5);
-        return result;
+        return call_with_pieces("adam_in_place", args, 5, slots, writable, 1);
     }
     Py_ssize_t itemsize = take("adam_in_place", args, nargs, 5, slots, writable, views);
     if (itemsize == 0) {
@@ -319,12 +313,7 @@ static PyObject *py_adam_into(PyObject *self, PyObject *const *args, Py_ssize_t 
     static const int writable[] = {0, 0, 0, 0, 1, 1, 1, 0};
     Py_buffer views[8];
     if (nargs == 8 && PyList_Check(args[G])) {
-        if (take_without_g("adam_into", args, nargs, 8, slots, writable, views) == 0) {
-            return NULL;
-        }
-        PyObject *result = run_pieces("adam_into", args[G], views, 0);
-        release(views, 8);
-        return result;
+        return call_with_pieces("adam_into", args, 8, slots, writable, 0);
     }
     Py_ssize_t itemsize = take("adam_into", args, nargs, 8, slots, writable, views);
     if (itemsize == 0) {

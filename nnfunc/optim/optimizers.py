@@ -148,6 +148,14 @@ def _dress(build: Callable[[Sequence[Any]], Any], slot_type: Any,
     return tuple(nodes)
 
 
+def _add_nodes(node: tuple[Any, ...], out: list[Any]) -> None:
+    """Append every node with children below ``node`` (tuples; leaves are arrays)."""
+    for child in node:
+        if isinstance(child, tuple) and child:
+            out.append(child)
+            _add_nodes(child, out)
+
+
 def _undressed(rule: Dressed) -> Apply:
     """``rule`` as a plain :data:`Apply`: passed no dressing, its trees dropped."""
     def plain(ps: Leaves, gs: Leaves, slots: Sequence[Leaves], eta: float,
@@ -156,14 +164,6 @@ def _undressed(rule: Dressed) -> Apply:
         return new_p, new_slots
 
     return plain
-
-
-def _add_nodes(node: tuple[Any, ...], out: list[Any]) -> None:
-    """Append every node with children below ``node`` (tuples; leaves are arrays)."""
-    for child in node:
-        if isinstance(child, tuple) and child:
-            out.append(child)
-            _add_nodes(child, out)
 
 
 def _rule(name: str, lr: LearningRate, slot_type: Any, n_slots: int, apply: Any,

@@ -95,7 +95,7 @@ def _builder(td: TreeDef) -> Callable[[Sequence[Any]], Any]:
     """
     if _depth(td) > _BUILDER_MAX_DEPTH:
         return lambda leaves: _build(td, iter(leaves))
-    kinds: dict[str, Any] = {"T": tuple.__new__}
+    kinds: dict[str, Any] = {}
     at = 0
 
     def expr(node: TreeDef) -> str:
@@ -118,7 +118,8 @@ def _builder(td: TreeDef) -> Callable[[Sequence[Any]], Any]:
             return f"T({name}, (" + "".join(k + ", " for k in kids) + "))"
         return f"{name}({', '.join(kids)})"
 
-    built: Callable[[Sequence[Any]], Any] = eval(f"lambda l: {expr(td)}", kinds)
+    body = expr(td)
+    built: Callable[[Sequence[Any]], Any] = eval(f"lambda l: {body}", {"T": tuple.__new__, **kinds})
     return built
 
 
