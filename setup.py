@@ -1,10 +1,12 @@
-"""The build's two compiled parts: Adam's fused loop, ``nnfunc.optim._fused``, and
-softmax cross-entropy from integer labels, ``nnfunc._xent``.
+"""The build's three compiled parts: Adam's fused loop, ``nnfunc.optim._fused``;
+softmax cross-entropy from integer labels, ``nnfunc._xent``; and the bias add and
+ReLU's two passes, ``nnfunc._elementwise``.
 
-Everything else is in ``pyproject.toml``. Both extensions are optional: where no C
-compiler is found (or a build fails) the package installs without it and NumPy's
-kernels run instead: Adam's gives the same bits (``nnfunc/optim/_compiled.py``), the
-loss's the same values to within float rounding (``nnfunc/losses.py``).
+Everything else is in ``pyproject.toml``. The extensions are optional: where no C
+compiler is found (or a build fails) the package installs without them and NumPy's
+kernels run instead: Adam's and the elementwise passes give the same bits
+(``nnfunc/optim/_compiled.py``, ``nnfunc/_kernels.py``), the loss's the same values to
+within float rounding (``nnfunc/losses.py``).
 """
 
 from setuptools import Extension, setup
@@ -15,9 +17,11 @@ from setuptools.command.build_ext import build_ext
 # -fno-math-errno lets sqrt be one instruction (and vectorise); it sets no errno
 # anyway for the non-negative v it is given.
 UNIX_FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
-# The loss's exp clamps its argument with a comparison; GCC turns that into a vector
-# select only when it may assume comparisons do not trap. Values are unchanged.
-UNIX_FLAGS_OF = {"nnfunc._xent": ["-fno-trapping-math"]}
+# The loss's exp clamps its argument with a comparison, and ReLU picks by one; GCC
+# turns those into vector selects only when it may assume comparisons do not trap.
+# Values are unchanged.
+UNIX_FLAGS_OF = {"nnfunc._xent": ["-fno-trapping-math"],
+                 "nnfunc._elementwise": ["-fno-trapping-math"]}
 
 
 class BuildExt(build_ext):
@@ -36,6 +40,8 @@ setup(
     ext_modules=[Extension("nnfunc.optim._fused", ["nnfunc/optim/_fused.c"],
                            depends=["nnfunc/_loops.h"], optional=True),
                  Extension("nnfunc._xent", ["nnfunc/_xent.c"], depends=["nnfunc/_loops.h"],
-                           optional=True)],
+                           optional=True),
+                 Extension("nnfunc._elementwise", ["nnfunc/_elementwise.c"],
+                           depends=["nnfunc/_loops.h"], optional=True)],
     cmdclass={"build_ext": BuildExt},
 )

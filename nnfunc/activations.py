@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from nnfunc import workspace
+from nnfunc import _kernels, workspace
 from nnfunc._validate import finite_float
 from nnfunc.layer import Layer, batch_array, from_forward_backward, no_params
 from nnfunc.typing import Array, Key, ShapeTree
@@ -92,21 +92,29 @@ def _zeros(shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array:
 
 
 def _relu_fwd(x: Array) -> tuple[Array, Array]:
-    # np.maximum(x, 0.0) takes NumPy's loop for a scalar operand, about 3x slower
-    # than its SIMD loop for two arrays (94 vs 33 µs on a (256, 512) float32 batch),
-    # so x meets cached zeros of its dtype: of its shape up to 4 MiB, else one
-    # broadcast row (38 µs on that batch).
-    shape = x.shape if x.nbytes <= _ZEROS_MAX_BYTES else x.shape[-1:]
-    y = np.maximum(x, _zeros(shape, x.dtype), out=workspace.out(x))
+    out = workspace.out(x)
+    y = _kernels.relu(x, out)  # one compiled pass, NumPy's bits
+    if y is None:
+        # np.maximum(x, 0.0) takes NumPy's loop for a scalar operand, about 3x slower
+        # than its SIMD loop for two arrays (94 vs 33 µs on a (256, 512) float32
+        # batch), so x meets cached zeros of its dtype: of its shape up to 4 MiB,
+        # else one broadcast row (38 µs on that batch)
+        shape = x.shape if x.nbytes <= _ZEROS_MAX_BYTES else x.shape[-1:]
+        y = np.maximum(x, _zeros(shape, x.dtype), out=out)
     return y, y
 
 
 def _relu_bwd(y: Array, dy: Array) -> Array:
+    same = type(dy) is np.ndarray and dy.shape == y.shape
+    out = workspace.out(dy) if same else None
+    dx = _kernels.relu_backward(y, dy, out)  # one compiled pass, NumPy's bits
+    if dx is not None:
+        return dx
     # dy * (y > 0), not np.where: a data-dependent select mispredicts on every
-    # other element of a random mask and runs ~10x slower than the multiply.
-    if type(dy) is np.ndarray and dy.nbytes >= workspace.MIN_BYTES and dy.shape == y.shape:
+    # other element of a random mask and runs ~10x slower than the multiply
+    if out is not None:
         mask = np.greater(y, 0, out=workspace.out(y, np.bool_))
-        return np.multiply(dy, mask, out=workspace.out(dy))
+        return np.multiply(dy, mask, out=out)
     return dy * (y > 0)
 
 

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nnfunc import random, workspace
+from nnfunc import _kernels, random, workspace
 from nnfunc._validate import describe, fail, positive_int, type_fail
 from nnfunc.initializers import Initializer, check_initializer, glorot_uniform, zeros
 from nnfunc.layer import Layer, batch_array, from_forward_backward
@@ -131,7 +131,7 @@ def _conv(ndim: int, c_out: int, kernel_size: Any, stride: Any, padding: Any, di
         cols = _patches.patches(_patches.pad(x4, win), win)
         y = cols @ w.reshape(-1, c_out)
         if params.b is not None:
-            y += params.b
+            _kernels.add_bias(y, params.b)  # y += b, one compiled pass
         return y.reshape(x.shape[0], *win.out_hw[2 - ndim:], c_out), _Residuals(cols, win,
                                                                                 x.shape)
 

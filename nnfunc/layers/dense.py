@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nnfunc import random, workspace
+from nnfunc import _kernels, random, workspace
 from nnfunc._validate import describe, fail, flag, positive_int, type_fail
 from nnfunc.initializers import Initializer, check_initializer, glorot_uniform, zeros
 from nnfunc.layer import Layer, batch_array, from_forward_backward
@@ -130,7 +130,7 @@ def dense(d_out: int, *, use_bias: bool = True, w_init: Initializer = glorot_uni
             y = workspace.matmul(x.reshape(-1, w.shape[0]), w).reshape((*x.shape[:-1],
                                                                          w.shape[1]))
         if params.b is not None:
-            y += params.b
+            _kernels.add_bias(y, params.b)  # y += b, one compiled pass
         return y, x
 
     def backward(params: DenseParams, x: Array, dy: Array,
