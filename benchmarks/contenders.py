@@ -62,7 +62,7 @@ def make_contender(name: str, w: Workload, dtype: npt.DTypeLike) -> Contender:
             from nnfunc import losses
             from nnfunc.optim import _compiled
 
-            os.environ["NNFUNC_COMPILED"] = "0"  # Adam's and the loss's NumPy code
+            os.environ["NNFUNC_COMPILED"] = "0"  # NumPy code for Adam, the loss, bias, ReLU
             _compiled.kernels.cache_clear()
             losses._compiled_sce.cache_clear()
         nn = make_nnfunc_step(w, dtype, donate=name != "nnfunc_pure")

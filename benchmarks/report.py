@@ -20,9 +20,10 @@ steps (see :mod:`benchmarks.timing`), with no allocator tuning. Columns:
   own floor (below 1.00x where XLA's products beat NumPy's BLAS calls);
 * ``hand`` — the hand-written in-place NumPy step (the practical bound);
 * secondary: ``tuned`` — nnfunc with ``nnfunc.allocator.tune()``, in its own
-  process; ``numpy kernels`` — nnfunc with Adam's and the loss's NumPy code
-  instead of the compiled loops (the C extensions ``nnfunc.optim._fused`` and
-  ``nnfunc._xent``; ``NNFUNC_COMPILED=0``), in its own process (the header
+  process; ``numpy kernels`` — nnfunc with NumPy's code for Adam, the loss,
+  the bias add and ReLU instead of the compiled loops (the C extensions
+  ``nnfunc.optim._fused``, ``nnfunc._xent`` and ``nnfunc._elementwise``;
+  ``NNFUNC_COMPILED=0``), in its own process (the header
   says which Adam the other nnfunc columns ran);
   ``per-call`` — nnfunc's per-call median ratio.
 
