@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from nnfunc import _kernels
 from nnfunc.typing import Array
 
 # -- the recurrences, time-major ------------------------------------------------------------
@@ -151,7 +152,7 @@ def _gru_steps(w_h: Array, b_h: Array | None, gx: Array,
     acts = np.empty_like(gx)
     for t in range(steps):
         g = np.matmul(hs[t], w_h, out=gh[t])
-        g += b_h
+        _kernels.add_bias(g, b_h)
         rz = np.add(gx[t, :, :2 * h], g[:, :2 * h], out=acts[t, :, :2 * h])
         rz *= 0.5
         np.tanh(rz, out=rz)

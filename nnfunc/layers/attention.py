@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nnfunc import random, workspace
+from nnfunc import _kernels, random, workspace
 from nnfunc._validate import describe, fail, positive_int, type_fail
 from nnfunc.initializers import Initializer, check_initializer, glorot_uniform, normal, zeros
 from nnfunc.layer import Layer, batch_array, from_forward_backward
@@ -192,7 +192,7 @@ def multi_head_attention(num_heads: int, *, d_head: int | None = None, causal: b
         x2 = x.reshape(n * t, width)
         qkv = x2 @ w_qkv
         if b_qkv is not None:
-            qkv += b_qkv
+            _kernels.add_bias(qkv, b_qkv)
         # (n·T, 3·h·d) -> (3, n, h, T, d): block, sequence, head, step, feature
         q, k, v = qkv.reshape(n, t, 3, h, d).transpose(2, 0, 3, 1, 4)
         q = q * x.dtype.type(1.0 / math.sqrt(d))
@@ -200,7 +200,7 @@ def multi_head_attention(num_heads: int, *, d_head: int | None = None, causal: b
         o = (p @ v).transpose(0, 2, 1, 3).reshape(n * t, h * d)
         y = o @ w_o
         if b_o is not None:
-            y += b_o
+            _kernels.add_bias(y, b_o)
         return y.reshape(n, t, width), _Residuals(x2, q, k, v, p, o, (n, t, width))
 
     def backward(params: AttentionParams, res: _Residuals, dy: Array,

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from nnfunc import _kernels
 from nnfunc._validate import describe, fail, finite_float, type_fail
 from nnfunc.layer import (
     Layer,
@@ -104,7 +105,7 @@ def _scale_shift(params: NormParams, x_hat: Array) -> Array:
     """``y = γ ⊙ x̂ + β`` (each term only when present)."""
     y = x_hat * params.scale if params.scale is not None else x_hat.copy()
     if params.bias is not None:
-        y += params.bias
+        _kernels.add_bias(y, params.bias)
     return y
 
 

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nnfunc import random, workspace
+from nnfunc import _kernels, random, workspace
 from nnfunc._validate import describe, fail, positive_int, type_fail
 from nnfunc.initializers import Initializer, check_initializer, glorot_uniform, orthogonal, zeros
 from nnfunc.layer import Layer, batch_array, from_forward_backward
@@ -152,7 +152,7 @@ def _run(family: _Family, p: Any, plain: bool, xt: Array, steps: int,
     """The projection ``G = X W_x + b_x`` (one product), then the recurrence."""
     b_x, b_h = _biases(family, p)
     gx = xt @ p.w_x
-    gx += b_x
+    _kernels.add_bias(gx, b_x)
     hs, carry, res = family.steps(p.w_h, b_h, gx.reshape(steps, -1, gx.shape[1]), carry0)
     return _Run(p, plain, xt, hs, res), carry
 
