@@ -1,4 +1,4 @@
-/* nnfunc._elementwise: a dense layer's bias add and ReLU's two passes as compiled loops.
+/* nnfunc._elementwise: a layer's bias add and ReLU's two passes as compiled loops.
  *
  * For element i (y, b, x, dy and out C-contiguous, of one format, 'f' or 'd'):
  *
@@ -52,11 +52,6 @@ static const struct {
     int count, written;
 } KINDS[] = {{"add_row", 2, 0}, {"relu", 2, 1}, {"relu_backward", 3, 2}};
 
-static int overlap(const Py_buffer *a, const Py_buffer *b) {
-    const char *a0 = a->buf, *b0 = b->buf;
-    return a0 < b0 + b->len && b0 < a0 + a->len;
-}
-
 /* Take the buffers of a call's arguments: all C-contiguous, aligned, of one format 'f'
  * or 'd', the written one writable. Returns the itemsize, or 0 (views released, no
  * exception) where they are not all so. */
@@ -77,9 +72,7 @@ static Py_ssize_t take(PyObject *const *args, int count, int written, Py_buffer 
     if (count > 0 && taken == count && fit) {
         return views[0].itemsize;
     }
-    for (int i = 0; i < taken; i++) {
-        PyBuffer_Release(&views[i]);
-    }
+    release(views, taken);
     return 0;
 }
 
@@ -137,9 +130,7 @@ static PyObject *call(int kind, PyObject *const *args, Py_ssize_t nargs) {
         }
         result = Py_None;
     }
-    for (int i = 0; i < KINDS[kind].count; i++) {
-        PyBuffer_Release(&v[i]);
-    }
+    release(v, KINDS[kind].count);
     Py_INCREF(result);
     return result;
 }
@@ -180,7 +171,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_elementwise",
-    "A dense layer's bias add and ReLU's forward and backward passes as compiled loops.",
+    "A layer's bias add and ReLU's forward and backward passes as compiled loops.",
     0, methods, NULL, NULL, NULL, NULL,
 };
 

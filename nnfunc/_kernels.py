@@ -26,21 +26,27 @@ import numpy as np
 
 from nnfunc.typing import Array
 
-__all__ = ["add_bias", "loops", "relu", "relu_backward"]
+__all__ = ["add_bias", "load", "loops", "relu", "relu_backward"]
 
 
-@lru_cache(maxsize=1)
-def loops() -> Any:
-    """The extension ``nnfunc._elementwise``, or ``None`` where it was not built or
-    ``NNFUNC_COMPILED=0`` (read once per process, as for Adam's loop)."""
+def load(name: str) -> Any:
+    """nnfunc's compiled extension ``name`` (``nnfunc._elementwise``, ``nnfunc._xent``),
+    or ``None`` where it was not built or ``NNFUNC_COMPILED=0``."""
     from nnfunc.optim._compiled import wanted
 
     if not wanted():
         return None
     try:
-        return importlib.import_module("nnfunc._elementwise")
+        return importlib.import_module(name)
     except ImportError:  # installed without a C compiler
         return None
+
+
+@lru_cache(maxsize=1)
+def loops() -> Any:
+    """The extension ``nnfunc._elementwise``, or ``None`` (read once per process, as
+    for Adam's loop)."""
+    return load("nnfunc._elementwise")
 
 
 def add_bias(y: Array, b: Array) -> Array:

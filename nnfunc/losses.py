@@ -19,12 +19,12 @@ labels shaped like ``y_pred.shape[:-1]``; both give the same loss and gradient.
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from nnfunc import _kernels
 from nnfunc._validate import describe, fail, finite_float, type_fail
 from nnfunc.activations import _sigmoid
 from nnfunc.typing import Array
@@ -385,15 +385,8 @@ def _sce_grad(p: _SoftmaxParts) -> Array:
 def _compiled_sce() -> Callable[..., Any] | None:
     """The compiled loop of ``nnfunc/_xent.c``, or ``None`` where the extension was
     not built or ``NNFUNC_COMPILED=0`` (read once per process, as for Adam's loop)."""
-    from nnfunc.optim._compiled import wanted
-
-    if not wanted():
-        return None
-    try:
-        extension = importlib.import_module("nnfunc._xent")
-    except ImportError:  # installed without a C compiler
-        return None
-    return extension.softmax_cross_entropy  # type: ignore[no-any-return]
+    extension = _kernels.load("nnfunc._xent")
+    return None if extension is None else extension.softmax_cross_entropy
 
 
 def _sce_compiled(z: Any, y_true: Any, grad: bool,

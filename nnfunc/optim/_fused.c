@@ -86,18 +86,6 @@ enum { P, G, M, V, P2, M2, V2, K, MAX_ARGS };
 
 static const char *const NAMES[MAX_ARGS] = {"p", "g", "m", "v", "p2", "m2", "v2", "k"};
 
-static void release(Py_buffer *views, int count) {
-    for (int i = 0; i < count; i++) {
-        PyBuffer_Release(&views[i]);
-    }
-}
-
-/* Whether two buffers' bytes overlap. */
-static int overlap(const Py_buffer *a, const Py_buffer *b) {
-    const char *a0 = a->buf, *b0 = b->buf;
-    return a0 < b0 + b->len && b0 < a0 + a->len;
-}
-
 /* Take the buffers of the count arguments of function `name` (nargs given),
  * argument i in role slots[i] (K: the seven constants), writable where writable[i].
  * Returns the item size (4 or 8), or 0 with an exception set (every buffer taken
@@ -144,9 +132,6 @@ static Py_ssize_t take(const char *name, PyObject *const *args, Py_ssize_t nargs
     return itemsize;
 }
 
-/* The loop that fits, the GIL released for long ones: vectorised when the inputs are
- * contiguous and apart from the outputs (in place when the outputs are p, m and v
- * themselves), else element by element. */
 /* The vectorised loop over n contiguous elements of one dtype (itemsize 4 or 8), in place
  * (p2, m2, v2 being p, m, v) or into distinct outputs. */
 static void vectorised(Py_ssize_t itemsize, int in_place, Py_ssize_t n, const void *p,
@@ -163,6 +148,9 @@ static void vectorised(Py_ssize_t itemsize, int in_place, Py_ssize_t n, const vo
     }
 }
 
+/* The loop that fits, the GIL released for long ones: vectorised when the inputs are
+ * contiguous and apart from the outputs (in place when the outputs are p, m and v
+ * themselves), else element by element. */
 static void run(Py_ssize_t itemsize, int apart, int in_place, const Py_buffer *in, void *p2,
                 void *m2, void *v2, const void *k) {
     Py_ssize_t n = in[0].shape[0];
